@@ -1,0 +1,163 @@
+"""Every setting in one place: its default and its environment variable.
+
+Settings are read from the environment (prefix ``CREDIT_SCORE_``; nested keys use ``__``, e.g.
+``CREDIT_SCORE_TRAINING__CV_FOLDS=3``) and, for training, from an optional YAML file (``--config F``)
+whose keys mirror :class:`TrainingConfig`. Nothing happens at import time: call :func:`get_settings`.
+
+MLflow's own ``MLFLOW_TRACKING_URI`` wins over the embedded default (a SQLite store under ``models/``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+CLASSIFIERS = ("random_forest", "xgboost")
+SAMPLERS = ("none", "random_over", "smote", "adasyn", "borderline_smote")
+
+
+class RandomForestParams(BaseModel):
+    # sqrt features and half-size bootstrap samples: ~4x faster fits than 0.4 / full samples at the same
+    # CV ROC-AUC on the UCI data (0.782 vs 0.783, measured on one fold)
+    n_estimators: int = 200
+    max_depth: int | None = 10
+    min_samples_leaf: int = 20
+    max_features: float | str = "sqrt"
+    max_samples: float | None = 0.5
+    class_weight: str | None = None
+
+
+class XGBoostParams(BaseModel):
+    n_estimators: int = 300
+    learning_rate: float = 0.05
+    max_depth: int = 4
+    min_child_weight: float = 5.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 1.0
+    tree_method: str = "hist"
+
+
+class SamplerParams(BaseModel):
+    k_neighbors: int = 5
+    sampling_strategy: str | float = "auto"
+
+
+class GateConfig(BaseModel):
+    """Quality gate: absolute floors on holdout metrics and no regression against the champion."""
+
+    floors: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.70, "f1_macro": 0.60})
+    compare_metric: str | None = None  # default: the selection metric
+    epsilon: float = 0.01
+
+
+class TrainingConfig(BaseModel):
+    classifiers: list[str] = Field(default_factory=lambda: list(CLASSIFIERS))
+    samplers: list[str] = Field(default_factory=lambda: list(SAMPLERS))
+    cv_folds: int = 5
+    holdout_fraction: float = 0.2
+    selection_metric: str | None = None  # default: roc_auc (binary), f1_macro (multiclass)
+    threshold_objective: Literal["f1_bad", "cost"] = "f1_bad"
+    # expected-cost objective: cost of approving a bad applicant (false negative) vs rejecting a good one
+    cost_false_negative: float = 5.0
+    cost_false_positive: float = 1.0
+    exclude_protected: bool = False
+    random_forest: RandomForestParams = Field(default_factory=RandomForestParams)
+    xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
+    sampler: SamplerParams = Field(default_factory=SamplerParams)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @field_validator("classifiers")
+    @classmethod
+    def _known_classifiers(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in CLASSIFIERS]
+        if bad or not v:
+            raise ValueError(f"unknown classifier(s) {bad}; choose from {list(CLASSIFIERS)}")
+        return v
+
+    @field_validator("samplers")
+    @classmethod
+    def _known_samplers(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if s not in SAMPLERS]
+        if bad or not v:
+            raise ValueError(f"unknown sampler(s) {bad}; choose from {list(SAMPLERS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _ranges(self) -> TrainingConfig:
+        if self.cv_folds < 2:
+            raise ValueError("cv_folds must be at least 2")
+        if not 0.05 <= self.holdout_fraction <= 0.5:
+            raise ValueError("holdout_fraction must be between 0.05 and 0.5")
+        return self
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Paths are resolved against the working directory when relative."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDIT_SCORE_", env_nested_delimiter="__", extra="ignore")
+
+    # data
+    data: Path | None = None  # training data; None -> the embedded synthetic default
+    schema_path: Path = Field(default=PROJECT_ROOT / "data" / "schemas" / "uci_credit_default.yaml",
+                              validation_alias="CREDIT_SCORE_SCHEMA")
+    default_data: Path = PROJECT_ROOT / "data" / "synthetic" / "credit_default_synth.csv"
+    default_data_rows: int = 30_000
+    seed: int = 42
+
+    # registry / tracking: MLflow's own variables, read once here (mlflow.set_tracking_uri rewrites the
+    # environment of the running process, so reading os.environ later would follow the last store used)
+    mlflow_tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
+    mlflow_registry_uri: str | None = Field(default=None, validation_alias="MLFLOW_REGISTRY_URI")
+    models_dir: Path = PROJECT_ROOT / "models"
+    model_name: str = "credit-score"
+    experiment: str = "credit-score"
+    reports_dir: Path = PROJECT_ROOT / "reports"
+
+    # training
+    n_jobs: int = -1
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow's own variable wins; otherwise a SQLite store under ``models_dir``."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.models_dir.resolve() / 'mlflow.db'}"
+
+    @property
+    def registry_uri(self) -> str:
+        return self.mlflow_registry_uri or self.tracking_uri
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.models_dir.resolve() / "artifacts").as_uri()
+
+
+def load_training_config(path: str | Path | None, base: TrainingConfig | None = None) -> TrainingConfig:
+    """Training config = defaults (and environment) overlaid with the YAML file, if given."""
+    base = base or TrainingConfig()
+    if path is None:
+        return base
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of training settings")
+    return TrainingConfig.model_validate(_deep_merge(base.model_dump(), raw))
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,254 @@
+"""Data sources: a CSV/Parquet file with a schema, the UCI download, and the seeded synthetic generator.
+
+Loaders return the raw frame with the schema's column names; typing and checks are done by
+:mod:`app.training.validate` so that every problem is reported, not just the first one pandas hits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from app.schema import DatasetSchema
+
+UCI_URL = "https://archive.ics.uci.edu/static/public/350/default+of+credit+card+clients.zip"
+# sha256 of the UCI data as a CSV with the UCI codes (X1..X23, Y), as `to_csv(index=False)` writes it;
+# the same bytes as ../shared/data/uci_credit_default.csv.
+UCI_CSV_SHA256 = "ac9be603d95064632879fad9c36e44fc5a75bdaae534eb88fd9865b829d47372"
+UCI_ROWS = 30_000
+
+
+class DataError(ValueError):
+    """A data file cannot be read as a data set (missing, empty, unreadable)."""
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_table(path: str | Path, schema: DatasetSchema) -> pd.DataFrame:
+    """Read a CSV or Parquet file and rename UCI-coded columns (X1..X23, Y) to the schema's names.
+
+    Columns are read as pandas infers them; a column with a stray string stays ``object`` so that the
+    validator can point at the offending rows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file is empty: {path}")
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file is empty: {path}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
+        raise DataError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
+    if len(df.columns) == 0:
+        raise DataError(f"data file has no columns: {path}")
+    return rename_source_columns(df, schema)
+
+
+def rename_source_columns(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """Accept the UCI-coded layout (X1..X23, Y, optionally an ID column) as well as the schema's names."""
+    codes = schema.source_columns
+    if codes and set(codes).issubset(df.columns) and not set(schema.feature_names) & set(df.columns):
+        df = df.rename(columns=codes)
+        drop = [c for c in df.columns if str(c).upper() == "ID"]
+        df = df.drop(columns=drop)
+    return df
+
+
+# ---- UCI download ------------------------------------------------------------------------------------
+def download_uci(dest: str | Path, url: str = UCI_URL, expected_sha256: str = UCI_CSV_SHA256,
+                 timeout: float = 60.0) -> Path:
+    """Fetch the original UCI archive, convert its .xls to the UCI-coded CSV and verify the checksum.
+
+    The file is written only if the checksum matches; a mismatch raises and leaves nothing behind.
+    """
+    dest = Path(dest)
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (fixed https URL by default)
+        payload = resp.read()
+    csv_bytes = uci_archive_to_csv(payload)
+    got = hashlib.sha256(csv_bytes).hexdigest()
+    if got != expected_sha256:
+        raise DataError(f"checksum mismatch for {url}: expected sha256 {expected_sha256}, got {got}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    tmp.write_bytes(csv_bytes)
+    tmp.replace(dest)
+    return dest
+
+
+def uci_archive_to_csv(payload: bytes) -> bytes:
+    """The UCI zip holds one .xls (row 1: X1..X23,Y codes; row 2: names; column 0: ID) or a CSV."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(payload))
+    except zipfile.BadZipFile as e:
+        raise DataError("downloaded file is not a zip archive") from e
+    members = [n for n in zf.namelist() if n.lower().endswith((".xls", ".xlsx", ".csv"))]
+    if not members:
+        raise DataError("archive holds no .xls or .csv file")
+    raw = zf.read(members[0])
+    if members[0].lower().endswith(".csv"):
+        df = pd.read_csv(io.BytesIO(raw))
+    else:
+        df = pd.read_excel(io.BytesIO(raw), header=1)  # needs xlrd for .xls
+    df = df.drop(columns=[c for c in df.columns if str(c).upper() == "ID"])
+    if df.shape[1] != 24:
+        raise DataError(f"unexpected UCI layout: {df.shape[1]} columns, expected 24")
+    df.columns = [f"X{i}" for i in range(1, 24)] + ["Y"]
+    return df.to_csv(index=False).encode()
+
+
+# ---- synthetic generator -----------------------------------------------------------------------------
+CHUNK_ROWS = 200_000
+_RATINGS = ("Good", "Standard", "Poor")
+_COLUMNS = (["limit_bal", "sex", "education", "marriage", "age", "pay_0", "pay_2", "pay_3", "pay_4", "pay_5",
+             "pay_6"] + [f"bill_amt{k}" for k in range(1, 7)] + [f"pay_amt{k}" for k in range(1, 7)])
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _synthetic_chunk(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One chunk of applicants with the UCI schema, and the latent risk logit (before calibration).
+
+    Signal: months of payment delay (recent ones weigh most), utilisation of the credit limit, the ratio of
+    payments to bills, a younger age and a lower limit; plus a latent factor no column shows (noise).
+    """
+    cols: dict[str, np.ndarray] = {}
+    latent = rng.normal(0.0, 1.0, n)  # the applicant's unobserved risk
+    limit = np.exp(rng.normal(11.7 - 0.25 * latent, 0.75, n))
+    limit = np.clip(np.round(limit / 10_000) * 10_000, 10_000, 1_000_000)
+    cols["limit_bal"] = limit
+    cols["sex"] = rng.choice([1, 2], n, p=[0.40, 0.60])
+    cols["education"] = rng.choice([0, 1, 2, 3, 4, 5, 6], n,
+                                   p=[0.0005, 0.352, 0.467, 0.164, 0.004, 0.0095, 0.003])
+    cols["marriage"] = rng.choice([0, 1, 2, 3], n, p=[0.002, 0.455, 0.532, 0.011])
+    cols["age"] = np.clip(np.round(21 + rng.gamma(2.2, 6.5, n)), 21, 79)
+
+    # repayment status, oldest month (pay_6) first; delays persist month to month
+    propensity = 0.55 * latent + rng.normal(0, 0.6, n)
+    status = np.where(rng.random(n) < 0.18, -2, np.where(rng.random(n) < 0.3, -1, 0))
+    pay = {}
+    for name in ("pay_6", "pay_5", "pay_4", "pay_3", "pay_2", "pay_0"):
+        shock = propensity + rng.normal(0, 0.9, n)
+        worsen = shock > 1.3
+        recover = shock < -0.2
+        nxt = np.where(worsen, np.maximum(status, 0) + 1, status)
+        nxt = np.where(recover & (status > 0), status - 1, nxt)
+        nxt = np.where(recover & (status <= 0) & (rng.random(n) < 0.1), -1, nxt)
+        status = np.clip(nxt, -2, 8)
+        pay[name] = status
+    for name in ("pay_0", "pay_2", "pay_3", "pay_4", "pay_5", "pay_6"):
+        cols[name] = pay[name]
+
+    # bills: utilisation of the limit, drifting over months; a few negative (credit balance)
+    util = np.clip(rng.beta(0.9, 1.6, n) + 0.12 * latent, 0, 1.05)
+    for k in range(6, 0, -1):
+        month_util = np.clip(util + rng.normal(0, 0.06, n), -0.02, 1.1)
+        bill = limit * month_util
+        bill = np.where(cols[f"pay_{0 if k == 1 else k}"] == -2, 0.0, bill)
+        cols[f"bill_amt{k}"] = np.round(bill)
+    # payments: paid in full, a share of the bill when revolving, little when delayed
+    for k in range(1, 7):
+        st = cols[f"pay_{0 if k == 1 else k}"]
+        prev_bill = cols[f"bill_amt{min(k + 1, 6)}"]
+        share = np.where(st == -1, 1.0, np.where(st <= 0, rng.uniform(0.03, 0.25, n),
+                                                   rng.uniform(0.0, 0.05, n)))
+        amount = np.maximum(prev_bill, 0) * share * rng.lognormal(0, 0.3, n)
+        cols[f"pay_amt{k}"] = np.round(np.clip(amount, 0, 1_000_000))
+
+    delay_recent = np.maximum(cols["pay_0"], 0)
+    delay_max = np.max(np.stack([np.maximum(pay[p], 0) for p in pay]), axis=0)
+    util_now = np.clip(cols["bill_amt1"] / limit, -0.1, 1.2)
+    pay_ratio = np.clip(cols["pay_amt1"] / np.maximum(cols["bill_amt2"], 1.0), 0, 1.5)
+    logit = (0.75 * delay_recent + 0.25 * delay_max + 0.9 * util_now - 0.6 * pay_ratio
+             - 0.012 * (cols["age"] - 35) - 0.25 * np.log(limit / 140_000) + 0.8 * latent
+             + rng.normal(0, 0.5, n))
+    return cols, logit
+
+
+def _calibration(seed: int, classes: int) -> np.ndarray:
+    """Cut points on the risk logit, found on a fixed sample so that every chunk uses the same ones:
+    ~22 % bad for the binary target; 48 / 30 / 22 % Good / Standard / Poor for three classes."""
+    rng = np.random.default_rng([seed, 7919])
+    _, logit = _synthetic_chunk(rng, 100_000)
+    noisy = logit + rng.logistic(0, 1.0, logit.size)
+    qs = [0.78] if classes == 2 else [0.48, 0.78]
+    return np.quantile(noisy, qs)
+
+
+def iter_synthetic(n_rows: int, seed: int = 42, classes: int = 2,
+                   chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Yield the synthetic data set in chunks (constant memory for any size)."""
+    if n_rows < 1:
+        raise ValueError("n_rows must be at least 1")
+    if classes not in (2, 3):
+        raise ValueError("classes must be 2 or 3")
+    cuts = _calibration(seed, classes)
+    seqs = np.random.SeedSequence(seed).spawn((n_rows + chunk_rows - 1) // chunk_rows)
+    remaining = n_rows
+    for seq in seqs:
+        n = min(chunk_rows, remaining)
+        rng = np.random.default_rng(seq)
+        cols, logit = _synthetic_chunk(rng, n)
+        noisy = logit + rng.logistic(0, 1.0, n)
+        grade = np.searchsorted(cuts, noisy)  # 0..len(cuts)
+        df = pd.DataFrame({k: cols[k].astype(np.int64) for k in _COLUMNS})
+        if classes == 2:
+            df["default"] = grade.astype(np.int64)
+        else:
+            df["rating"] = np.asarray(_RATINGS, dtype=object)[grade]
+        remaining -= n
+        yield df
+
+
+def generate_synthetic(n_rows: int, seed: int = 42, classes: int = 2) -> pd.DataFrame:
+    """The whole synthetic data set in memory (fine up to a few million rows)."""
+    return pd.concat(list(iter_synthetic(n_rows, seed, classes)), ignore_index=True)
+
+
+def write_synthetic(path: str | Path, n_rows: int, seed: int = 42, classes: int = 2,
+                    progress: Callable[[int], None] | None = None) -> Path:
+    """Write the synthetic data set chunk by chunk as CSV or Parquet (by extension); atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    parquet = path.suffix.lower() in {".parquet", ".pq"}
+    writer = None
+    try:
+        with open(tmp, "wb") as fh:
+            for i, chunk in enumerate(iter_synthetic(n_rows, seed, classes)):
+                if parquet:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    table = pa.Table.from_pandas(chunk, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(fh, table.schema)
+                    writer.write_table(table)
+                else:
+                    fh.write(chunk.to_csv(index=False, header=(i == 0)).encode())
+                if progress:
+                    progress(len(chunk))
+            if writer is not None:
+                writer.close()
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

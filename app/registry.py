@@ -1,0 +1,226 @@
+"""The model registry on MLflow (tracking + Model Registry).
+
+Embedded default: a SQLite store and local artifacts under ``models/``; any tracking server through MLflow's
+own ``MLFLOW_TRACKING_URI``. Each version is an MLflow pyfunc model (models-from-code, no pickle) whose
+artifacts hold our bundle (:mod:`app.bundle`); the version carries lineage tags, among them the bundle's
+``artifact_sha256``, which is checked before anything is loaded.
+
+Aliases: ``champion`` and ``challenger``. Every change of champion pushes the previous one onto the
+registered model's ``champion_history`` tag, so ``rollback`` can move champion back one step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.bundle import BundleError, ModelBundle, load_bundle
+from app.config import Settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ALIASES = (CHAMPION, CHALLENGER)
+PYFUNC_CODE = Path(__file__).with_name("mlflow_pyfunc.py")
+BUNDLE_KEY = "bundle"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation cannot be done (unknown version, refused promotion, nothing to roll back)."""
+
+
+@dataclass
+class VersionInfo:
+    name: str
+    version: str
+    aliases: list[str]
+    tags: dict[str, str]
+    run_id: str | None
+    created_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "aliases": self.aliases, "tags": self.tags,
+                "run_id": self.run_id,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_ms / 1000))}
+
+
+class Registry:
+    """Register, list, promote, roll back and load model versions of one registered model."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.name = settings.model_name
+        self._client = None
+
+    # ---- plumbing ------------------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            if self.settings.tracking_uri.startswith("sqlite:///"):
+                Path(self.settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
+                                                                                        exist_ok=True)
+            self._client = MlflowClient(tracking_uri=self.settings.tracking_uri,
+                                        registry_uri=self.settings.registry_uri)
+        return self._client
+
+    def experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.settings.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        local = self.settings.tracking_uri.startswith("sqlite:")
+        return self.client.create_experiment(self.settings.experiment,
+                                             artifact_location=self.settings.artifact_root if local else None)
+
+    def _registered(self):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(self.name)
+        except MlflowException:
+            return None
+
+    # ---- queries -------------------------------------------------------------------------------------
+    def versions(self) -> list[VersionInfo]:
+        rm = self._registered()
+        if rm is None:
+            return []
+        # search results carry no aliases; the registered model has the alias -> version map
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (rm.aliases or {}).items():
+            by_version.setdefault(str(version), []).append(alias)
+        found = self.client.search_model_versions(f"name = '{self.name}'")
+        infos = [self._info(mv) for mv in found]
+        for info in infos:
+            info.aliases = sorted(by_version.get(info.version, []))
+        return sorted(infos, key=lambda v: int(v.version))
+
+    def get(self, ref: str | int) -> VersionInfo:
+        """A version by number or alias."""
+        from mlflow.exceptions import MlflowException
+
+        ref = str(ref)
+        try:
+            if ref.isdigit():
+                mv = self.client.get_model_version(self.name, ref)
+            else:
+                mv = self.client.get_model_version_by_alias(self.name, ref)
+        except MlflowException:
+            what = "version" if ref.isdigit() else "alias"
+            raise RegistryError(f"model {self.name!r} has no {what} {ref!r}") from None
+        return self._info(mv)
+
+    def alias_version(self, alias: str) -> str | None:
+        try:
+            return self.get(alias).version
+        except RegistryError:
+            return None
+
+    def _info(self, mv) -> VersionInfo:
+        return VersionInfo(name=mv.name, version=str(mv.version), aliases=list(mv.aliases or []),
+                           tags=dict(mv.tags or {}), run_id=mv.run_id, created_ms=int(mv.creation_timestamp or 0))
+
+    # ---- registration --------------------------------------------------------------------------------
+    def register(self, bundle_dir: Path, run_id: str, tags: dict[str, str]) -> str:
+        """Log ``bundle_dir`` as a pyfunc model in run ``run_id`` and register it; returns the version."""
+        import shutil
+        import tempfile
+
+        import mlflow
+
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        mlflow.set_registry_uri(self.settings.registry_uri)
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+            # MLflow stores an artifact directory under its own name: stage it as "bundle"
+            staged = Path(tmp) / BUNDLE_KEY
+            shutil.copytree(bundle_dir, staged)
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(PYFUNC_CODE), artifacts={BUNDLE_KEY: str(staged)},
+                pip_requirements=_pip_requirements(), registered_model_name=self.name)
+        version = str(info.registered_model_version)
+        for k, v in tags.items():
+            self.client.set_model_version_tag(self.name, version, k, str(v))
+        return version
+
+    # ---- aliases -------------------------------------------------------------------------------------
+    def promote(self, version: str | int, alias: str, force: bool = False) -> None:
+        """Point ``alias`` at ``version``. A version that failed the quality gate needs ``force``."""
+        if alias not in ALIASES:
+            raise RegistryError(f"unknown alias {alias!r}; choose from {list(ALIASES)}")
+        info = self.get(str(version))
+        if info.tags.get("gate_passed") == "false" and not force:
+            raise RegistryError(f"version {info.version} failed the quality gate "
+                                f"({info.tags.get('gate_reasons', 'no reason recorded')}); use --force to override")
+        if alias == CHAMPION:
+            current = self.alias_version(CHAMPION)
+            if current == info.version:
+                return
+            if current is not None:
+                history = self._history()
+                history.append(current)
+                self.client.set_registered_model_tag(self.name, "champion_history", json.dumps(history[-50:]))
+            if self.alias_version(CHALLENGER) == info.version:
+                self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        self.client.set_registered_model_alias(self.name, alias, info.version)
+
+    def rollback(self) -> tuple[str | None, str]:
+        """Move ``champion`` back to the previous champion; returns (from_version, to_version)."""
+        history = self._history()
+        current = self.alias_version(CHAMPION)
+        while history and history[-1] == current:
+            history.pop()
+        if not history:
+            raise RegistryError("no previous champion to roll back to")
+        target = history.pop()
+        self.get(target)  # still exists
+        self.client.set_registered_model_alias(self.name, CHAMPION, target)
+        self.client.set_registered_model_tag(self.name, "champion_history", json.dumps(history))
+        if current is not None:
+            self.client.set_model_version_tag(self.name, current, "rolled_back_at",
+                                              time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        return current, target
+
+    def _history(self) -> list[str]:
+        rm = self._registered()
+        if rm is None:
+            return []
+        return list(json.loads((rm.tags or {}).get("champion_history", "[]")))
+
+    # ---- loading -------------------------------------------------------------------------------------
+    def bundle_path(self, version: str) -> Path:
+        """Local path of a version's bundle (the store's own path for local artifacts, else a download)."""
+        import mlflow.artifacts
+
+        location = self.client.get_model_version_download_uri(self.name, str(version))
+        root = mlflow.artifacts.download_artifacts(artifact_uri=f"{location.rstrip('/')}/artifacts/{BUNDLE_KEY}",
+                                                   tracking_uri=self.settings.tracking_uri)
+        return Path(root)
+
+    def load(self, ref: str | int) -> tuple[VersionInfo, ModelBundle]:
+        """Load a version (number or alias), verifying its artifact sha256 against the registry first."""
+        info = self.get(ref)
+        expected = info.tags.get("artifact_sha256")
+        if not expected:
+            raise BundleError(f"version {info.version} has no artifact_sha256 tag; refusing to load")
+        try:
+            bundle = load_bundle(self.bundle_path(info.version), expected)
+        except BundleError as e:
+            raise BundleError(f"model {self.name} version {info.version}: {e}") from e
+        bundle.meta.setdefault("version", info.version)
+        return info, bundle
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in ("numpy", "pandas", "scikit-learn", "imbalanced-learn", "xgboost-cpu", "skops", "mlflow",
+                 "pydantic", "PyYAML"):
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return out

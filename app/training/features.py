@@ -1,0 +1,122 @@
+"""The feature transformer shared by training and serving.
+
+Input: rows with the schema's features in schema order (a NumPy array, or a DataFrame with those columns),
+categoricals as their codes. Output: the raw features (minus excluded ones) plus engineered credit features
+(utilisation, payment ratios, delay counts). Every output column names the schema features it comes from
+(``output_sources_``), so per-column attributions can be folded back onto schema features additively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Derived:
+    name: str
+    sources: tuple[str, ...]
+    fn: Callable[[dict[str, Array]], Array]
+
+
+def _safe_div(a: Array, b: Array) -> Array:
+    return a / np.maximum(np.abs(b), 1.0)
+
+
+_PAY = ("pay_0", "pay_2", "pay_3", "pay_4", "pay_5", "pay_6")
+_BILL = tuple(f"bill_amt{k}" for k in range(1, 7))
+_PAID = tuple(f"pay_amt{k}" for k in range(1, 7))
+
+# Credit features used when the schema has their source columns (the UCI layout and its relatives).
+DERIVED: tuple[Derived, ...] = (
+    Derived("utilisation_1", ("bill_amt1", "limit_bal"), lambda c: _safe_div(c["bill_amt1"], c["limit_bal"])),
+    Derived("utilisation_mean", _BILL + ("limit_bal",),
+            lambda c: _safe_div(sum(c[b] for b in _BILL) / 6.0, c["limit_bal"])),
+    Derived("pay_ratio_1", ("pay_amt1", "bill_amt2"), lambda c: _safe_div(c["pay_amt1"], c["bill_amt2"])),
+    Derived("pay_ratio_mean", _PAID + _BILL,
+            lambda c: _safe_div(sum(c[p] for p in _PAID), sum(c[b] for b in _BILL))),
+    Derived("delay_max", _PAY, lambda c: np.max(np.stack([np.maximum(c[p], 0) for p in _PAY]), axis=0)),
+    Derived("delay_months", _PAY, lambda c: np.sum(np.stack([c[p] > 0 for p in _PAY]), axis=0).astype(float)),
+    Derived("bill_trend", ("bill_amt1", "bill_amt6", "limit_bal"),
+            lambda c: _safe_div(c["bill_amt1"] - c["bill_amt6"], c["limit_bal"])),
+)
+
+
+class CreditFeatures(TransformerMixin, BaseEstimator):
+    """Select schema features, impute missing values with training medians, add credit features.
+
+    Parameters
+    ----------
+    columns : list of str
+        The schema's feature names, in the order the input rows have them.
+    exclude : list of str
+        Features left out of the model (e.g. protected attributes); they still feed derived features
+        only if listed in no derived feature's sources (derived features using them are dropped too).
+    derived : bool
+        Whether to add the engineered credit features.
+    """
+
+    def __init__(self, columns: list[str] | None = None, exclude: list[str] | None = None, derived: bool = True):
+        self.columns = columns
+        self.exclude = exclude
+        self.derived = derived
+
+    def fit(self, X, y=None):  # noqa: N803 (scikit-learn's X)
+        arr = self._as_array(X)
+        cols = list(self.columns or [])
+        if arr.shape[1] != len(cols):
+            raise ValueError(f"expected {len(cols)} feature columns, got {arr.shape[1]}")
+        excluded = set(self.exclude or [])
+        self.keep_idx_ = np.array([i for i, c in enumerate(cols) if c not in excluded], dtype=np.intp)
+        med = np.nanmedian(arr, axis=0) if arr.shape[0] else np.zeros(arr.shape[1])
+        self.medians_ = np.where(np.isnan(med), 0.0, med)
+        present = set(cols)
+        self.derived_ = [d.name for d in DERIVED if self.derived and set(d.sources) <= present
+                         and not set(d.sources) & excluded]
+        by_name = {d.name: d for d in DERIVED}
+        self.output_names_ = [cols[i] for i in self.keep_idx_] + self.derived_
+        self.output_sources_ = [[cols[i]] for i in self.keep_idx_] + [list(by_name[n].sources)
+                                                                      for n in self.derived_]
+        self.n_features_in_ = arr.shape[1]
+        return self
+
+    def transform(self, X):  # noqa: N803
+        arr = self._as_array(X)
+        if arr.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected {self.n_features_in_} feature columns, got {arr.shape[1]}")
+        nan = np.isnan(arr)
+        if nan.any():
+            arr = np.where(nan, self.medians_, arr)
+        parts = [arr[:, self.keep_idx_]]
+        if self.derived_:
+            idx = {c: i for i, c in enumerate(self.columns)}
+            by_name = {d.name: d for d in DERIVED}
+            cols = {c: arr[:, i] for c, i in idx.items()}
+            parts.append(np.column_stack([by_name[n].fn(cols) for n in self.derived_]))
+        return np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(self.output_names_, dtype=object)
+
+    def fold_contributions(self, contrib: Array) -> Array:
+        """Fold per-output-column attributions (n_rows, n_out) onto the input features (n_rows, n_in).
+
+        A derived column's attribution is split equally among its sources, so the row sums are unchanged.
+        """
+        index = {c: i for i, c in enumerate(self.columns)}
+        out = np.zeros((contrib.shape[0], len(self.columns)), dtype=np.float64)
+        for j, sources in enumerate(self.output_sources_):
+            share = contrib[:, j] / len(sources)
+            for s in sources:
+                out[:, index[s]] += share
+        return out
+
+    def _as_array(self, X) -> Array:  # noqa: N803
+        if hasattr(X, "columns"):
+            X = X[list(self.columns)].to_numpy(dtype=np.float64, na_value=np.nan)  # noqa: N806
+        return np.asarray(X, dtype=np.float64)

@@ -1,0 +1,272 @@
+"""The training run: validate -> holdout split -> CV grid -> select -> tune threshold -> refit -> holdout ->
+quality gate -> bundle + report -> MLflow run and registered version -> alias by policy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from app.bundle import BundleError, ModelBundle
+from app.config import PROJECT_ROOT, Settings, TrainingConfig
+from app.datasets import file_sha256, read_table
+from app.registry import CHALLENGER, CHAMPION, Registry, RegistryError
+from app.schema import DatasetSchema
+from app.training.gate import GateResult, evaluate_gate
+from app.training.grid import ComboResult, run_grid
+from app.training.metrics import compute_metrics, predict_labels, scalar_metrics, tune_threshold
+from app.training.report import write_report
+from app.training.samplers import combo_label, make_pipeline
+from app.training.validate import ValidationFailed, validate
+
+EXIT_DATA = 1
+EXIT_GATE = 3
+
+
+@dataclass
+class TrainResult:
+    version: str | None
+    alias: str | None
+    selected: dict[str, str]
+    cv: dict[str, float]
+    holdout: dict[str, float]
+    threshold: float | None
+    duration_s: float
+    gate: GateResult
+    report: str
+    grid: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "alias": self.alias, "selected": self.selected, "cv": self.cv,
+                "holdout": self.holdout, "threshold": self.threshold, "duration_s": round(self.duration_s, 3),
+                "gate": {"passed": self.gate.passed, "reasons": self.gate.reasons}, "report": self.report,
+                "grid": self.grid}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_and_validate(data_path: Path, schema: DatasetSchema, cfg: TrainingConfig) -> pd.DataFrame:
+    raw = read_table(data_path, schema)
+    df, report = validate(raw, schema, cfg.cv_folds, cfg.holdout_fraction)
+    log(report.render())
+    if not report.ok:
+        raise ValidationFailed(report)
+    return df
+
+
+def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: DatasetSchema,
+          promote: str | None = None, progress: bool = True) -> TrainResult:
+    """Run a whole training; raises ValidationFailed on bad data (nothing is registered)."""
+    t0 = time.perf_counter()
+    df = load_and_validate(data_path, schema, cfg)
+    feats = schema.feature_names
+    X = df[feats].to_numpy(dtype=np.float64)  # noqa: N806
+    y = np.array([schema.classes.index(v) for v in df[schema.target.name]], dtype=np.int64)
+    n_classes, bad = len(schema.classes), schema.bad_index
+    seed = settings.seed
+    X_tr, X_ho, y_tr, y_ho = train_test_split(X, y, test_size=cfg.holdout_fraction, stratify=y,  # noqa: N806
+                                              random_state=seed)
+    exclude = schema.protected_features if cfg.exclude_protected else []
+    combos = [(c, s, combo_label(c, s), make_pipeline(c, s, feats, cfg, n_classes, seed, exclude, n_jobs=1))
+              for c in cfg.classifiers for s in cfg.samplers]
+    log(f"training {len(combos)} combination(s) x {cfg.cv_folds} folds on {len(y_tr)} rows "
+        f"(holdout {len(y_ho)} rows)")
+    results = run_grid(combos, X_tr, y_tr, n_classes, bad, cfg.cv_folds, seed, settings.n_jobs, progress)
+    metric = cfg.selection_metric or ("roc_auc" if n_classes == 2 else "f1_macro")
+    ok = [r for r in results if r.ok]
+    if not ok:
+        raise RuntimeError("every combination failed: " + "; ".join(f"{r.label}: {r.error}" for r in results))
+    best = max(ok, key=lambda r: (r.mean()[metric], -results.index(r)))
+    threshold = None
+    if n_classes == 2:
+        threshold, obj = tune_threshold(y_tr, best.oof_proba, bad, cfg.threshold_objective,
+                                        cfg.cost_false_negative, cfg.cost_false_positive)
+        log(f"selected {best.label}; threshold {threshold:.4f} ({cfg.threshold_objective} {obj:.4f} out of fold)")
+    cv_at_threshold = scalar_metrics(compute_metrics(y_tr, best.oof_proba, bad, threshold, schema.classes))
+    cv = {**best.mean(), **{k: cv_at_threshold[k] for k in ("f1_macro", "f1_bad", "precision_bad", "recall_bad",
+                                                             "accuracy", "balanced_accuracy",
+                                                             "precision_macro", "recall_macro")}}
+    final = make_pipeline(best.classifier, best.sampler, feats, cfg, n_classes, seed, exclude,
+                          n_jobs=settings.n_jobs).fit(X_tr, y_tr)
+    proba_ho = final.predict_proba(X_ho)
+    holdout_full = compute_metrics(y_ho, proba_ho, bad, threshold, schema.classes)
+    holdout = scalar_metrics(holdout_full)
+
+    registry = Registry(settings)
+    champ_metrics, champ_note = _score_champion(registry, schema, X_ho, y_ho)
+    gate = evaluate_gate(holdout, cfg.gate, metric, champ_metrics, champ_note)
+    log(f"holdout: " + ", ".join(f"{k}={holdout[k]:.4f}" for k in ("roc_auc", "f1_macro", "pr_auc") if k in holdout)
+        + f"; gate {'passed' if gate.passed else 'FAILED: ' + '; '.join(gate.reasons)}")
+
+    data_sha = file_sha256(data_path)
+    bundle = ModelBundle(schema=schema, features=final.named_steps["features"],
+                         classifier=final.named_steps["classifier"], classifier_name=best.classifier,
+                         sampler_name=best.sampler, threshold=threshold,
+                         metrics={"cv": cv, "holdout": holdout, "selection_metric": metric},
+                         meta={"trained_at": _now(), "data_sha256": data_sha, "data_rows": len(df)})
+    run_dir = Path(tempfile.mkdtemp(prefix="credit-score-train-"))
+    artifact_sha = bundle.save(run_dir / "bundle")
+    duration = time.perf_counter() - t0
+    grid_rows = [_grid_row(r, r is best) for r in results]
+    report_dir = settings.reports_dir / time.strftime("%Y%m%d-%H%M%S")
+    report_path = write_report(report_dir, {
+        "data_path": str(data_path), "rows": len(df), "data_sha": data_sha, "schema_name": schema.name,
+        "folds": cfg.cv_folds, "train_rows": len(y_tr), "holdout_rows": len(y_ho), "seed": seed,
+        "duration": duration, "selected": best.label, "selection_metric": metric, "threshold": threshold,
+        "threshold_objective": cfg.threshold_objective, "gate": gate, "grid": grid_rows, "cv": cv,
+        "holdout": holdout, "classes": [str(c) for c in schema.classes], "bad_index": bad,
+        "confusion": holdout_full["confusion_matrix"],
+        "fairness": fairness_table(schema, X_ho, y_ho, proba_ho, threshold)},
+        y_ho, proba_ho, _importances(bundle))
+
+    tags = lineage_tags(schema, data_sha, len(df), bundle, artifact_sha, gate)
+    version, alias = _record(registry, settings, cfg, bundle, run_dir / "bundle", report_dir, tags, gate,
+                             cv, holdout, results, promote)
+    return TrainResult(version=version, alias=alias, selected={"classifier": best.classifier,
+                                                               "sampler": best.sampler, "label": best.label},
+                       cv=cv, holdout=holdout, threshold=threshold, duration_s=time.perf_counter() - t0,
+                       gate=gate, report=str(report_path), grid=grid_rows)
+
+
+def _score_champion(registry: Registry, schema: DatasetSchema, X_ho, y_ho):  # noqa: N803
+    """The champion's metrics on this holdout, when it exists and was trained on the same schema."""
+    if registry.alias_version(CHAMPION) is None:
+        return None, "no champion yet"
+    try:
+        info, champ = registry.load(CHAMPION)
+    except (BundleError, RegistryError) as e:
+        return None, f"champion could not be loaded for comparison: {e}"
+    if champ.schema.sha256 != schema.sha256:
+        return None, f"champion v{info.version} uses schema {champ.schema.name}; not comparable"
+    proba = champ.predict_proba(X_ho)
+    return scalar_metrics(compute_metrics(y_ho, proba, champ.bad_index, champ.threshold)), None
+
+
+def _record(registry, settings, cfg, bundle, bundle_dir, report_dir, tags, gate, cv, holdout, results, promote):
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    exp_id = registry.experiment_id()
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{bundle.classifier_name}+{bundle.sampler_name}") as run:
+        mlflow.log_params({"classifier": bundle.classifier_name, "sampler": bundle.sampler_name,
+                           "cv_folds": cfg.cv_folds, "holdout_fraction": cfg.holdout_fraction,
+                           "seed": settings.seed, "threshold_objective": cfg.threshold_objective,
+                           "selection_metric": bundle.metrics["selection_metric"],
+                           "threshold": bundle.threshold, "data_sha256": tags["data_sha256"],
+                           "schema": tags["schema_name"]})
+        mlflow.log_params({f"{bundle.classifier_name}.{k}": v
+                           for k, v in getattr(cfg, bundle.classifier_name).model_dump().items()})
+        mlflow.log_metrics({f"cv_{k}": v for k, v in cv.items() if np.isfinite(v)})
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in holdout.items() if np.isfinite(v)})
+        for r in results:
+            if r.ok:
+                key = f"grid.{r.classifier}.{r.sampler}"
+                mlflow.log_metrics({f"{key}.{k}": v for k, v in r.mean().items() if np.isfinite(v)})
+        mlflow.log_dict(gate.to_dict(), "gate.json")
+        mlflow.log_artifacts(str(report_dir), "report")
+        mlflow.set_tags({"gate_passed": str(gate.passed).lower()})
+        run_id = run.info.run_id
+    version = registry.register(bundle_dir, run_id, tags)
+    alias = None
+    if gate.passed:
+        if promote == CHAMPION or registry.alias_version(CHAMPION) is None:
+            alias = CHAMPION
+        else:
+            alias = CHALLENGER
+        registry.promote(version, alias)
+    log(f"registered {settings.model_name} version {version}" + (f" as {alias}" if alias else " (not promoted)"))
+    return version, alias
+
+
+def lineage_tags(schema: DatasetSchema, data_sha: str, rows: int, bundle: ModelBundle, artifact_sha: str,
+                 gate: GateResult) -> dict[str, str]:
+    return {
+        "data_sha256": data_sha, "data_rows": str(rows), "schema_name": schema.name,
+        "schema_sha256": schema.sha256, "git_commit": git_commit(), "package_versions": json.dumps(_versions()),
+        "trained_at": bundle.meta["trained_at"], "classifier": bundle.classifier_name,
+        "sampler": bundle.sampler_name, "threshold": "" if bundle.threshold is None else f"{bundle.threshold:.6f}",
+        "artifact_sha256": artifact_sha, "gate_passed": str(gate.passed).lower(),
+        "gate_reasons": "; ".join(gate.reasons)[:4000],
+    }
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        import os
+
+        return os.environ.get("GIT_COMMIT", "unknown")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for dist in ("credit-score-mlops", "numpy", "pandas", "scikit-learn", "imbalanced-learn", "xgboost-cpu",
+                 "xgboost", "skops", "mlflow"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _grid_row(r: ComboResult, winner: bool) -> dict[str, Any]:
+    return {"label": r.label, "classifier": r.classifier, "sampler": r.sampler, "winner": winner,
+            "mean": r.mean(), "std": r.std(), "error": r.error,
+            "fit_s": float(np.mean(r.fit_seconds)) if r.fit_seconds else 0.0}
+
+
+def _importances(bundle: ModelBundle) -> list[tuple[str, float]]:
+    imp = getattr(bundle.classifier, "feature_importances_", None)
+    if imp is None:
+        return []
+    pairs = list(zip(bundle.features.output_names_, map(float, imp), strict=True))
+    return sorted(pairs, key=lambda p: -p[1])
+
+
+def fairness_table(schema: DatasetSchema, X: np.ndarray, y: np.ndarray, proba: np.ndarray,  # noqa: N803
+                   threshold: float | None) -> list[dict[str, Any]]:
+    """Per protected group: approval rate (not predicted bad), TPR and FPR for the bad class."""
+    pred_bad = predict_labels(proba, schema.bad_index, threshold) == schema.bad_index
+    is_bad = y == schema.bad_index
+    rows = []
+    for f in schema.features:
+        if not f.protected:
+            continue
+        col = X[:, schema.feature_names.index(f.name)]
+        if f.type == "categorical":
+            groups = [(str((f.labels or {}).get(c, c)), col == float(c)) for c in f.categories]
+        else:
+            edges = [0, 30, 45, 60, np.inf]
+            groups = [(f"{int(lo)}-{'' if hi == np.inf else int(hi) - 1}", (col >= lo) & (col < hi))
+                      for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+        for name, mask in groups:
+            if mask.sum() == 0:
+                continue
+            pos, neg = mask & is_bad, mask & ~is_bad
+            rows.append({"feature": f.name, "group": name, "rows": int(mask.sum()),
+                         "approval_rate": float(1 - pred_bad[mask].mean()),
+                         "tpr": float(pred_bad[pos].mean()) if pos.any() else float("nan"),
+                         "fpr": float(pred_bad[neg].mean()) if neg.any() else float("nan")})
+    return rows
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,89 @@
+"""The registry against a real local MLflow store (SQLite + file artifacts) in tmp_path."""
+
+import numpy as np
+import pytest
+
+from app.bundle import BundleError, load_bundle
+from app.registry import Registry, RegistryError
+from tests.helpers import fit_bundle, register_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(schema, small_frame):
+    return fit_bundle(schema, small_frame)
+
+
+def test_register_load_roundtrip(settings, bundle, tmp_path, schema, small_frame):
+    v = register_bundle(settings, bundle, tmp_path)
+    reg = Registry(settings)
+    info, loaded = reg.load(v)
+    assert info.version == v == "1"
+    X = small_frame[schema.feature_names].to_numpy(dtype=float)[:20]
+    assert np.allclose(loaded.predict_proba(X), bundle.predict_proba(X))
+    assert loaded.threshold == pytest.approx(0.3)
+    assert loaded.artifact_sha256 == info.tags["artifact_sha256"]
+    assert str(settings.models_dir) in str(reg.bundle_path(v))  # artifacts live under models/
+
+
+def test_aliases_promote_and_rollback(settings, bundle, tmp_path):
+    reg = Registry(settings)
+    v1, v2, v3 = (register_bundle(settings, bundle, tmp_path) for _ in range(3))
+    reg.promote(v1, "champion")
+    reg.promote(v2, "challenger")
+    assert reg.alias_version("champion") == v1 and reg.alias_version("challenger") == v2
+    reg.promote(v2, "champion")  # challenger becomes champion; the challenger alias is cleared
+    assert reg.alias_version("champion") == v2 and reg.alias_version("challenger") is None
+    reg.promote(v3, "champion")
+    assert reg.rollback() == (v3, v2)
+    assert reg.alias_version("champion") == v2
+    assert reg.rollback() == (v2, v1)
+    with pytest.raises(RegistryError, match="no previous champion"):
+        reg.rollback()
+    assert "rolled_back_at" in reg.get(v3).tags
+
+
+def test_failed_gate_version_needs_force(settings, bundle, tmp_path):
+    reg = Registry(settings)
+    v = register_bundle(settings, bundle, tmp_path, gate_passed=False, gate_reasons="holdout roc_auc too low")
+    with pytest.raises(RegistryError, match="failed the quality gate.*roc_auc too low"):
+        reg.promote(v, "champion")
+    reg.promote(v, "champion", force=True)
+    assert reg.alias_version("champion") == v
+
+
+def test_unknown_version_alias_and_alias_name(settings, bundle, tmp_path):
+    reg = Registry(settings)
+    register_bundle(settings, bundle, tmp_path)
+    with pytest.raises(RegistryError, match="no version '9'"):
+        reg.get(9)
+    with pytest.raises(RegistryError, match="no alias 'champion'"):
+        reg.get("champion")
+    with pytest.raises(RegistryError, match="unknown alias"):
+        reg.promote("1", "king")
+
+
+@pytest.mark.parametrize("victim", ["model.ubj", "features.skops", "bundle.json", "MANIFEST.sha256"])
+def test_tampered_artifact_is_refused(settings, bundle, tmp_path, victim):
+    reg = Registry(settings)
+    v = register_bundle(settings, bundle, tmp_path)
+    path = reg.bundle_path(v) / victim
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="refusing to load"):
+        reg.load(v)
+
+
+def test_bundle_with_wrong_expected_hash(bundle, tmp_path):
+    sha = bundle.save(tmp_path / "b")
+    assert load_bundle(tmp_path / "b", sha).artifact_sha256 == sha
+    with pytest.raises(BundleError, match="does not match the registered"):
+        load_bundle(tmp_path / "b", "0" * 64)
+
+
+def test_random_forest_bundle_roundtrip(schema, small_frame, tmp_path):
+    b = fit_bundle(schema, small_frame, classifier="random_forest", sampler="smote")
+    sha = b.save(tmp_path / "rf")
+    assert (tmp_path / "rf" / "model.skops").exists()
+    X = small_frame[schema.feature_names].to_numpy(dtype=float)[:10]
+    assert np.allclose(load_bundle(tmp_path / "rf", sha).predict_proba(X), b.predict_proba(X))
