@@ -106,7 +106,7 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
     registry = Registry(settings)
     champ_metrics, champ_note = _score_champion(registry, schema, X_ho, y_ho)
     gate = evaluate_gate(holdout, cfg.gate, metric, champ_metrics, champ_note)
-    log(f"holdout: " + ", ".join(f"{k}={holdout[k]:.4f}" for k in ("roc_auc", "f1_macro", "pr_auc") if k in holdout)
+    log("holdout: " + ", ".join(f"{k}={holdout[k]:.4f}" for k in ("roc_auc", "f1_macro", "pr_auc") if k in holdout)
         + f"; gate {'passed' if gate.passed else 'FAILED: ' + '; '.join(gate.reasons)}")
 
     data_sha = file_sha256(data_path)
@@ -180,10 +180,8 @@ def _record(registry, settings, cfg, bundle, bundle_dir, report_dir, tags, gate,
     version = registry.register(bundle_dir, run_id, tags)
     alias = None
     if gate.passed:
-        if promote == CHAMPION or registry.alias_version(CHAMPION) is None:
-            alias = CHAMPION
-        else:
-            alias = CHALLENGER
+        first = registry.alias_version(CHAMPION) is None
+        alias = CHAMPION if promote == CHAMPION or first else CHALLENGER
         registry.promote(version, alias)
     log(f"registered {settings.model_name} version {version}" + (f" as {alias}" if alias else " (not promoted)"))
     return version, alias

@@ -1,6 +1,7 @@
 """The real `credit-score` command: training end to end, bad data, bad arguments, registry, batch scoring."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ def test_train_json_registry_rollback_and_predict(tmp_path, cli_env, small_confi
     assert 0 < out["threshold"] < 1 and out["duration_s"] > 0
     assert out["gate"] == {"passed": True, "reasons": []}
     assert len(out["grid"]) == 10 and all(r["error"] is None for r in out["grid"])
-    html = open(out["report"]).read()
+    html = Path(out["report"]).read_text()
     for r in out["grid"]:
         assert r["label"].replace("+", "&#43;") in html or r["label"] in html
     for img in ("roc_curve", "pr_curve", "confusion_matrix", "calibration", "feature_importances"):
@@ -164,8 +165,8 @@ def test_multiclass_trains_end_to_end(tmp_path, cli_env, small_config):
     small_config.write_text(yaml.safe_dump(cfg))
     p = tmp_path / "three.csv"
     run_cli(["data", "make-synthetic", "--rows", "3000", "--classes", "3", "-o", p], cli_env, check=True)
-    proc = run_cli(["train", "--config", small_config, "--data", p, "--schema", "data/schemas/credit_rating_3class.yaml",
-                    "--json", "-q"], cli_env, check=True)
+    proc = run_cli(["train", "--config", small_config, "--data", p, "--schema",
+                    "data/schemas/credit_rating_3class.yaml", "--json", "-q"], cli_env, check=True)
     out = json.loads(proc.stdout)
     assert out["alias"] == "champion" and out["threshold"] is None
     assert REQUIRED <= set(out["holdout"]) and "ks" not in out["holdout"]
