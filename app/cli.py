@@ -130,8 +130,10 @@ def data_validate(data_path: str | None, schema_path: str | None, as_json: bool)
 @click.option("--data", "data_path", type=click.Path(), default=None,
               help="CSV/Parquet with the schema's names or the UCI codes X1..X23,Y.")
 @click.option("--schema", "schema_path", type=click.Path(), default=None, help="Schema YAML.")
-@click.option("--promote", type=click.Choice(["champion"]), default=None,
-              help="Make a model that passes the gate champion directly (default: challenger if one exists).")
+@click.option("--promote", type=click.Choice(["auto", "challenger", "champion", "none"]), default="auto",
+              show_default=True,
+              help="Alias for a model that passes the gate: auto/challenger = challenger (champion when there is "
+                   "none yet), champion = replace the champion, none = register only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(config_path, data_path, schema_path, promote, as_json, quiet) -> None:
@@ -257,6 +259,35 @@ def predict(input_path: str, output_path: str, ref: str, chunk_size: int, quiet:
     click.echo(f"scored {n} rows -> {output_path}")
 
 
+# ---- serve ---------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--host", default=None, help="Bind address [default: CREDIT_SCORE_HOST or 127.0.0.1].")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="[default: CREDIT_SCORE_PORT or 8000]")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="[default: CREDIT_SCORE_WORKERS or 2]")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the registered models with gunicorn (replaces this process)."""
+    import os
+    import shutil
+
+    env = os.environ
+    for key, value in (("CREDIT_SCORE_HOST", host), ("CREDIT_SCORE_PORT", port), ("CREDIT_SCORE_WORKERS", workers)):
+        if value is not None:
+            env[key] = str(value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    # one inference thread per worker: OpenMP threads of several workers spinning on few cores cut throughput
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
+    metrics_dir = settings.prometheus_multiproc_dir
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    click.echo(f"serving {settings.model_name} from {settings.tracking_uri} on http://{settings.host}:"
+               f"{settings.port} with {settings.workers} worker(s)", err=True)
+    args = [sys.executable, "-m", "gunicorn", "--config", "python:app.serving.gunicorn_conf", "app:create_app()"]
+    os.execv(sys.executable, args)  # noqa: S606 (our own interpreter, fixed arguments)
+
+
 # ---- bootstrap (make run) ------------------------------------------------------------------------------
 @cli.command()
 def bootstrap() -> None:
@@ -268,7 +299,7 @@ def bootstrap() -> None:
         click.echo(f"champion is version {champion} of {settings.model_name} ({settings.tracking_uri})")
         return
     ctx = click.get_current_context()
-    ctx.invoke(train, config_path=None, data_path=None, schema_path=None, promote=None, as_json=False,
+    ctx.invoke(train, config_path=None, data_path=None, schema_path=None, promote="auto", as_json=False,
                quiet=False)
     champion = reg.alias_version("champion")
     if champion is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +125,38 @@ class Settings(BaseSettings):
     n_jobs: int = -1
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
+    # serving
+    env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    timeout: int = 30  # gunicorn worker timeout (s)
+    graceful_timeout: int = 30  # SIGTERM: finish in-flight requests within this many seconds
+    reload_interval: float = 10.0  # s between checks of the champion/challenger aliases
+    explain: Literal["fast", "exact"] = "fast"  # reason codes: approximate (Saabas) or exact TreeSHAP
+    reason_codes: int = 4  # how many reason codes per prediction
+    extra_fields: Literal["reject", "ignore"] = "reject"  # unknown request fields
+    max_batch_rows: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    ab_mode: Literal["off", "split", "shadow"] = "off"
+    ab_split: float = 0.0  # share of traffic sent to the challenger in "split" mode
+    log_features: bool = False  # personal feature values in prediction logs
+    log_level: str = "INFO"
+    admin_token: SecretStr | None = None  # dev only; production reads it from Vault (app/secrets.py)
+    state_dir: Path | None = None  # retrain job status files and lock; default <models_dir>/jobs
+    retrain_config: Path | None = None  # training config YAML for retrain jobs
+    retrain_promote: Literal["challenger", "champion", "none"] = "challenger"  # policy after a passed gate
+    retrain_timeout: int = 3600  # s
+    prometheus_multiproc_dir: Path = Field(default=Path("/tmp/credit-score-prometheus"),  # noqa: S108
+                                           validation_alias="PROMETHEUS_MULTIPROC_DIR")
+
+    @field_validator("ab_split")
+    @classmethod
+    def _share(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError("ab_split must be between 0 and 1")
+        return v
+
     @property
     def tracking_uri(self) -> str:
         """MLflow's own variable wins; otherwise a SQLite store under ``models_dir``."""
@@ -133,6 +165,10 @@ class Settings(BaseSettings):
     @property
     def registry_uri(self) -> str:
         return self.mlflow_registry_uri or self.tracking_uri
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.state_dir or self.models_dir / "jobs"
 
     @property
     def artifact_root(self) -> str:

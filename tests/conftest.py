@@ -42,9 +42,13 @@ def make_settings(tmp_path: Path, **over) -> Settings:
                     default_data=tmp_path / "data" / "default.csv", **over)
 
 
-@pytest.fixture
-def settings(tmp_path, monkeypatch) -> Settings:
-    # mlflow.set_tracking_uri / set_registry_uri write these into os.environ: start each test clean
+@pytest.fixture(autouse=True)
+def _clean_mlflow_env(monkeypatch):
+    """mlflow.set_tracking_uri / set_registry_uri write these into os.environ: start every test clean."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
     return make_settings(tmp_path)

@@ -108,13 +108,19 @@ class CreditFeatures(TransformerMixin, BaseEstimator):
 
         A derived column's attribution is split equally among its sources, so the row sums are unchanged.
         """
-        index = {c: i for i, c in enumerate(self.columns)}
-        out = np.zeros((contrib.shape[0], len(self.columns)), dtype=np.float64)
-        for j, sources in enumerate(self.output_sources_):
-            share = contrib[:, j] / len(sources)
-            for s in sources:
-                out[:, index[s]] += share
-        return out
+        return np.asarray(contrib, dtype=np.float64) @ self.fold_matrix()
+
+    def fold_matrix(self) -> Array:
+        """(n_out, n_in) matrix mapping output columns onto input features; built once, then cached."""
+        cached = self.__dict__.get("_fold")
+        if cached is None:
+            index = {c: i for i, c in enumerate(self.columns)}
+            cached = np.zeros((len(self.output_sources_), len(self.columns)))
+            for j, sources in enumerate(self.output_sources_):
+                for s in sources:
+                    cached[j, index[s]] += 1.0 / len(sources)
+            self.__dict__["_fold"] = cached
+        return cached
 
     def _as_array(self, X) -> Array:  # noqa: N803
         if hasattr(X, "columns"):

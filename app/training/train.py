@@ -179,7 +179,8 @@ def _record(registry, settings, cfg, bundle, bundle_dir, report_dir, tags, gate,
         run_id = run.info.run_id
     version = registry.register(bundle_dir, run_id, tags)
     alias = None
-    if gate.passed:
+    if gate.passed and promote != "none":
+        # "auto"/"challenger": challenger, unless there is no champion yet; "champion": replace it directly
         first = registry.alias_version(CHAMPION) is None
         alias = CHAMPION if promote == CHAMPION or first else CHALLENGER
         registry.promote(version, alias)

@@ -36,7 +36,7 @@ def test_train_json_registry_rollback_and_predict(tmp_path, cli_env, small_confi
     for r in out["grid"]:
         assert r["label"].replace("+", "&#43;") in html or r["label"] in html
     for img in ("roc_curve", "pr_curve", "confusion_matrix", "calibration", "feature_importances"):
-        assert (tmp_path / "reports").rglob(f"{img}.png")
+        assert list((tmp_path / "reports").rglob(f"{img}.png")), img
         assert f'alt="{img.replace("_", " ")}"' in html
 
     # a second model becomes challenger, --promote champion replaces the champion

@@ -1,0 +1,44 @@
+"""Blueprints and request hooks (request id, one JSON log line and metrics per request)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, g, request
+
+log = logging.getLogger("credit_score.access")
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api import docs, health, model, predict, v2
+    from app.api.errors import register_error_handlers
+    from app.monitoring.metrics import metrics
+
+    for bp in (health.bp, predict.bp, model.bp, v2.bp, docs.bp):
+        app.register_blueprint(bp)
+    register_error_handlers(app)
+    m = metrics()
+
+    @app.before_request
+    def _start() -> None:
+        g.t0 = time.perf_counter()
+        rid = request.headers.get("X-Request-ID", "")
+        g.request_id = rid if 0 < len(rid) <= 128 and rid.isprintable() else uuid.uuid4().hex
+
+    @app.after_request
+    def _finish(resp):
+        elapsed = time.perf_counter() - getattr(g, "t0", time.perf_counter())
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        status = resp.status_code
+        m.requests.labels(endpoint=endpoint, method=request.method, status=str(status)).inc()
+        m.latency.labels(endpoint=endpoint, method=request.method).observe(elapsed)
+        if 400 <= status < 500:
+            m.rejected.labels(endpoint=endpoint, status=str(status)).inc()
+        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        if endpoint not in ("/metrics", "/health"):  # probes and scrapes would drown the log
+            log.info("request", extra={"http.request.method": request.method, "url.path": request.path,
+                                       "http.response.status_code": status,
+                                       "event.duration": int(elapsed * 1e9), "trace.id": g.get("request_id")})
+        return resp

@@ -1,0 +1,30 @@
+"""Reading a JSON request body: content type, size, emptiness and syntax, each with a clear 4xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from app.serving.validation import RequestError
+
+
+def json_body() -> Any:
+    ctype = (request.mimetype or "").lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise RequestError(415, "Content-Type must be application/json",
+                           [{"field": "Content-Type", "problem": f"got {request.mimetype or 'none'!r}"}])
+    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    if not raw.strip():
+        raise RequestError(400, "the request body is empty", [{"field": "$", "problem": "empty body"}])
+    try:
+        return json.loads(raw.decode("utf-8"))  # RFC 8259: JSON on the wire is UTF-8
+    except UnicodeDecodeError:
+        raise RequestError(400, "the body is not UTF-8 text", [{"field": "$", "problem": "invalid encoding"}]) \
+            from None
+    except json.JSONDecodeError as e:
+        raise RequestError(400, "the body is not valid JSON",
+                           [{"field": "$", "problem": f"{e.msg} at line {e.lineno} column {e.colno}"}]) from None
+    except RecursionError:
+        raise RequestError(400, "the body nests too deeply", [{"field": "$", "problem": "too deep"}]) from None

@@ -1,0 +1,42 @@
+"""Liveness and readiness, ours and the Open Inference Protocol v2's."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from app.api.state import state
+from app.monitoring.metrics import exposition, metrics
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/health")
+@bp.get("/v2/health/live")
+def live():
+    return jsonify(status="ok", live=True)
+
+
+@bp.get("/ready")
+@bp.get("/v2/health/ready")
+def ready():
+    mgr = state().manager
+    champ = mgr.snapshot().champion
+    metrics().model_loaded.set(1 if champ else 0)
+    if champ is None:
+        body = {"status": "not ready", "ready": False,
+                "reason": mgr.last_error or "no champion model is registered yet"}
+        return jsonify(body), 503
+    return jsonify(status="ready", ready=True, model={"name": champ.name, "version": champ.version})
+
+
+@bp.get("/metrics")
+def prometheus():
+    snap = state().manager.snapshot()
+    m = metrics()
+    m.model_info.clear()
+    for alias, model in (("champion", snap.champion), ("challenger", snap.challenger)):
+        if model is not None:
+            m.model_info.labels(alias=alias, version=model.version, classifier=model.bundle.classifier_name,
+                                sampler=model.bundle.sampler_name).set(1)
+    m.model_loaded.set(1 if snap.champion else 0)
+    return Response(exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8")

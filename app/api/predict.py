@@ -1,0 +1,143 @@
+"""POST /predict (one applicant, with reason codes) and POST /predict/batch (vectorised)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, g, jsonify, request
+
+from app.api.body import json_body
+from app.api.state import state
+from app.monitoring.metrics import metrics
+from app.serving.model import Prediction, ServedModel
+from app.serving.router import Route, route
+from app.serving.validation import RequestError
+
+bp = Blueprint("predict", __name__)
+log = logging.getLogger("credit_score.prediction")
+EXPLAIN = ("fast", "exact", "none")
+
+
+def champion_route(key: str) -> Route:
+    st = state()
+    snap = st.manager.snapshot()
+    if snap.champion is None:
+        raise RequestError(503, "no model is loaded yet: train and register one (credit-score train), "
+                                "then retry", [{"field": "model", "problem": "no champion registered"}])
+    return route(snap, st.settings.ab_mode, st.settings.ab_split, key)
+
+
+def explain_mode(default: str) -> str | None:
+    mode = request.args.get("explain", default)
+    if mode not in EXPLAIN:
+        raise RequestError(400, "invalid query parameter",
+                           [{"field": "explain", "problem": f"must be one of {list(EXPLAIN)}, got {mode!r}"}])
+    return None if mode == "none" else mode
+
+
+def risk_band(p_bad: float, threshold: float | None) -> str:
+    t = 0.5 if threshold is None else threshold
+    if p_bad < 0.5 * t:
+        return "low"
+    if p_bad < t:
+        return "medium"
+    if p_bad < (1 + t) / 2:
+        return "high"
+    return "very_high"
+
+
+def reason_codes(model: ServedModel, pred: Prediction, row: np.ndarray, k: int) -> list[dict[str, Any]]:
+    """The k features that moved this applicant's score most, signed (positive = towards the bad class)."""
+    if pred.contributions is None:
+        return []
+    order = np.argsort(-np.abs(pred.contributions), kind="stable")[:k]
+    feats = model.schema.features
+    return [{"feature": feats[j].name, "value": _plain(row[j]), "contribution": round(float(pred.contributions[j]), 6),
+             "direction": "increases risk" if pred.contributions[j] > 0 else "decreases risk",
+             "description": feats[j].description} for j in order]
+
+
+def _plain(v: float) -> float | int | None:
+    if np.isnan(v):
+        return None
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def describe(model: ServedModel, pred: Prediction, row: np.ndarray, variant: str, explain: str | None,
+             k: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "prediction": pred.label,
+        "probability": round(pred.bad_probability, 6),
+    }
+    if len(model.classes) > 2:
+        out["probabilities"] = {c: round(float(p), 6) for c, p in zip(model.class_names, pred.probabilities,
+                                                                       strict=True)}
+    out["threshold"] = model.threshold
+    out["risk_band"] = risk_band(pred.bad_probability, model.threshold)
+    if explain:
+        out["reason_codes"] = reason_codes(model, pred, row, k)
+        out["explanation"] = {"method": "approximate" if explain == "fast" else "exact_treeshap",
+                              "bias": round(pred.bias, 6), "margin": round(pred.margin, 6),
+                              "units": "log-odds" if model.is_xgb else "probability"}
+    out["model"] = {"name": model.name, "version": model.version}
+    out["variant"] = variant
+    return out
+
+
+def record(model: ServedModel, variant: str, pred: Prediction, row: np.ndarray | None, shadow: bool = False):
+    m = metrics()
+    m.predictions.labels(model_version=model.version, variant=variant, predicted_class=str(pred.label)).inc()
+    m.probability.labels(variant=variant).observe(pred.bad_probability)
+    extra = {"trace.id": g.get("request_id"), "model.name": model.name, "model.version": model.version,
+             "model.variant": variant, "prediction.class": str(pred.label),
+             "prediction.probability": round(pred.bad_probability, 6), "prediction.shadow": shadow}
+    if row is not None and state().settings.log_features:
+        extra["prediction.features"] = {f: _plain(v) for f, v in zip(model.schema.feature_names, row, strict=True)}
+    log.info("prediction", extra=extra)
+
+
+@bp.post("/predict")
+def predict_one():
+    st = state()
+    body = json_body()
+    r = champion_route(request.headers.get("X-Applicant-Key") or g.request_id)
+    row = st.validator(r.model.schema).parse(body)
+    explain = explain_mode(st.settings.explain)
+    pred = r.model.predict_rows(row[None, :], explain)[0]
+    record(r.model, r.variant, pred, row)
+    if r.shadow is not None:
+        shadow_pred = r.shadow.predict_rows(row[None, :], None)[0]
+        record(r.shadow, "challenger", shadow_pred, row, shadow=True)
+    out = {"request_id": g.request_id, **describe(r.model, pred, row, r.variant, explain, st.settings.reason_codes)}
+    return jsonify(out)
+
+
+@bp.post("/predict/batch")
+def predict_batch():
+    st = state()
+    body = json_body()
+    if not isinstance(body, dict) or "instances" not in body:
+        raise RequestError(400, "the body must be an object with an 'instances' list",
+                           [{"field": "instances", "problem": "required field is missing"}])
+    extra = set(body) - {"instances"}
+    if extra and st.settings.extra_fields == "reject":
+        raise RequestError(422, "unknown fields", [{"field": f, "problem": "unknown field"} for f in sorted(extra)])
+    rows = body["instances"]
+    limit = st.settings.max_batch_rows
+    if isinstance(rows, list) and len(rows) > limit:
+        raise RequestError(413, f"too many rows: at most {limit} per batch",
+                           [{"field": "instances", "problem": f"{len(rows)} rows, limit {limit}"}])
+    if isinstance(rows, list) and not rows:
+        raise RequestError(422, "no rows to score", [{"field": "instances", "problem": "empty list"}])
+    r = champion_route(request.headers.get("X-Applicant-Key") or g.request_id)
+    X = st.validator(r.model.schema).parse_many(rows)  # noqa: N806
+    explain = explain_mode("none")
+    preds = r.model.predict_rows(X, explain)
+    k = st.settings.reason_codes
+    results = [describe(r.model, p, X[i], r.variant, explain, k) for i, p in enumerate(preds)]
+    for p in preds:
+        record(r.model, r.variant, p, None)
+    return jsonify({"request_id": g.request_id, "model": {"name": r.model.name, "version": r.model.version},
+                    "variant": r.variant, "count": len(results), "predictions": results})

@@ -1,0 +1,76 @@
+"""JSON logs with ECS field names (python-json-logger), for ELK.
+
+One line per request and one per prediction, written to stdout. Structured fields are passed as ``extra``
+with their ECS names (``http.request.method``, ``model.version``, ...). Nothing is configured on import:
+:func:`configure_logging` does it (the app factory and gunicorn's config call it).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+SERVICE_NAME = "credit-score"
+
+
+class EcsJsonFormatter(JsonFormatter):
+    """``@timestamp``, ``log.level``, ``log.logger``, ``message``, ``service.*`` plus the record's extras."""
+
+    def __init__(self, service_version: str = "", **kw: Any):
+        super().__init__(fmt="%(message)s", **kw)
+        self.service_version = service_version
+
+    def formatTime(self, record, datefmt=None):  # noqa: N802 (logging API)
+        ms = int(record.msecs)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{ms:03d}Z"
+
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict) -> None:
+        super().add_fields(log_record, record, message_dict)
+        log_record["@timestamp"] = self.formatTime(record)
+        log_record["log.level"] = record.levelname.lower()
+        log_record["log.logger"] = record.name
+        log_record["service.name"] = SERVICE_NAME
+        log_record["service.version"] = self.service_version
+        if record.exc_info and "error.stack_trace" not in log_record:
+            log_record["error.stack_trace"] = log_record.pop("exc_info", None)
+
+
+def json_formatter() -> EcsJsonFormatter:
+    from app import __version__
+
+    return EcsJsonFormatter(service_version=__version__)
+
+
+def configure_logging(level: str = "INFO", stream=None) -> None:
+    """Route the root logger (and Flask's, werkzeug's) to one JSON handler on stdout."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(json_formatter())
+    handler.set_name("credit-score-json")
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if h.get_name() == "credit-score-json":
+            root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for noisy in ("urllib3", "alembic", "mlflow", "werkzeug"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def gunicorn_logconfig(level: str = "INFO") -> dict[str, Any]:
+    """gunicorn's own logs as JSON too (its error log; access logs are ours, one line per request)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "app.monitoring.logging.json_formatter"}},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stdout"}},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
+            "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        },
+        "root": {"handlers": ["stdout"], "level": level.upper()},
+    }

@@ -1,0 +1,73 @@
+"""Prometheus metrics (prometheus_client), aggregated across gunicorn workers in multiprocess mode.
+
+Multiprocess mode is on when ``PROMETHEUS_MULTIPROC_DIR`` is set in the environment before the first metric is
+created (``credit-score serve`` sets it and empties the directory). Metrics are created once per process,
+on first use, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as mp
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+PROBA_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))
+
+
+@dataclass(frozen=True)
+class Metrics:
+    requests: Counter
+    latency: Histogram
+    predictions: Counter
+    probability: Histogram
+    model_info: Gauge
+    model_loaded: Gauge
+    reloads: Counter
+    retrains: Counter
+    rejected: Counter
+
+
+@lru_cache(maxsize=1)
+def metrics() -> Metrics:
+    g_mode = "liveall" if multiprocess_enabled() else None
+    kw = {"multiprocess_mode": g_mode} if g_mode else {}
+    return Metrics(
+        requests=Counter("credit_score_http_requests_total", "HTTP requests", ["endpoint", "method", "status"]),
+        latency=Histogram("credit_score_http_request_duration_seconds", "Request latency",
+                          ["endpoint", "method"], buckets=LATENCY_BUCKETS),
+        predictions=Counter("credit_score_predictions_total", "Predictions served",
+                            ["model_version", "variant", "predicted_class"]),
+        probability=Histogram("credit_score_prediction_probability", "Predicted probability of the bad class",
+                              ["variant"], buckets=PROBA_BUCKETS),
+        model_info=Gauge("credit_score_model_info", "Loaded model (value 1) with its version and alias",
+                         ["alias", "version", "classifier", "sampler"], **kw),
+        model_loaded=Gauge("credit_score_model_loaded", "1 when a verified champion is loaded", **kw),
+        reloads=Counter("credit_score_model_reloads_total", "Model (re)loads by outcome", ["alias", "outcome"]),
+        retrains=Counter("credit_score_retrain_jobs_total", "Retrain jobs by outcome", ["outcome"]),
+        rejected=Counter("credit_score_rejected_requests_total", "Requests rejected by validation",
+                         ["endpoint", "status"]),
+    )
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def exposition() -> bytes:
+    """The text exposition: all workers aggregated in multiprocess mode, else this process."""
+    if multiprocess_enabled():
+        registry = CollectorRegistry()
+        mp.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY)
+
+
+def mark_worker_dead(pid: int) -> None:
+    if multiprocess_enabled():
+        mp.mark_process_dead(pid)

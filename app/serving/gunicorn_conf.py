@@ -1,0 +1,26 @@
+"""gunicorn configuration, from the same settings as everything else (``credit-score serve`` uses it).
+
+Sync workers, one inference thread each (OMP_NUM_THREADS=1 is set by ``credit-score serve``), JSON logs,
+graceful shutdown on SIGTERM within ``graceful_timeout``, and the Prometheus multiprocess clean-up hook.
+"""
+
+from app.config import get_settings
+from app.monitoring.logging import gunicorn_logconfig
+from app.monitoring.metrics import mark_worker_dead
+
+_s = get_settings()
+
+bind = f"{_s.host}:{_s.port}"
+workers = _s.workers
+worker_class = "sync"
+timeout = _s.timeout
+graceful_timeout = _s.graceful_timeout
+keepalive = 5
+accesslog = None
+logconfig_dict = gunicorn_logconfig(_s.log_level)
+proc_name = "credit-score"
+forwarded_allow_ips = "127.0.0.1"
+
+
+def child_exit(server, worker):  # noqa: ARG001 (gunicorn hook signature)
+    mark_worker_dead(worker.pid)

@@ -1,0 +1,149 @@
+"""The served model: load (verified), readiness, and predictions with reason codes. Knows nothing of HTTP.
+
+Reason codes are per-feature attributions that add up to the model's margin: for XGBoost the log-odds
+(``pred_contribs``; ``approx_contribs=True`` for the fast default, exact TreeSHAP otherwise), for a
+RandomForest the probability of the bad class (Saabas path attribution by default, exact TreeSHAP via
+``shap`` when asked). Attributions of engineered columns are folded back onto the schema's features.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.bundle import ModelBundle
+from app.training.metrics import predict_labels
+
+
+@dataclass
+class Prediction:
+    label: Any
+    probabilities: np.ndarray  # (K,) in the schema's class order
+    bad_probability: float
+    contributions: np.ndarray | None  # (n_features,) onto schema features, for the bad class
+    bias: float | None
+    margin: float | None
+
+
+@dataclass
+class ServedModel:
+    """A loaded, verified bundle plus what the hot path needs precomputed."""
+
+    bundle: ModelBundle
+    name: str
+    version: str
+    alias: str
+    tags: dict[str, str] = field(default_factory=dict)
+    loaded_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.bundle.set_single_thread()
+        self.schema = self.bundle.schema
+        self.classes = list(self.schema.classes)
+        self.class_names = [str(c) for c in self.classes]
+        self.bad_index = self.schema.bad_index
+        self.threshold = self.bundle.threshold
+        self.features = self.bundle.features
+        self.is_xgb = self.bundle.classifier_name == "xgboost"
+        if self.is_xgb:
+            self.booster = self.bundle.classifier.get_booster()
+            self.booster.set_param({"nthread": 1})
+        self._exact_explainer = None
+
+    # ---- predictions ---------------------------------------------------------------------------------
+    def predict_rows(self, X: np.ndarray, explain: str | None = "fast") -> list[Prediction]:  # noqa: N803
+        """Score rows in schema feature order; ``explain`` is "fast", "exact" or None (no reason codes)."""
+        Z = self.features.transform(X)  # noqa: N806
+        if self.is_xgb:
+            proba, contrib, bias = self._xgb(Z, explain)
+        else:
+            proba = self.bundle.classifier.predict_proba(Z)
+            contrib = bias = None
+            if explain:
+                contrib, bias = self._forest_contrib(Z, exact=explain == "exact")
+        labels = predict_labels(proba, self.bad_index, self.threshold)
+        folded = self.features.fold_contributions(contrib) if contrib is not None else None
+        out = []
+        for i in range(len(Z)):
+            margin = None if folded is None else float(folded[i].sum() + bias[i])
+            out.append(Prediction(label=self.classes[labels[i]], probabilities=proba[i],
+                                  bad_probability=float(proba[i, self.bad_index]),
+                                  contributions=None if folded is None else folded[i],
+                                  bias=None if bias is None else float(bias[i]), margin=margin))
+        return out
+
+    def _xgb(self, Z: np.ndarray, explain: str | None):  # noqa: N803
+        from xgboost import DMatrix
+
+        dm = DMatrix(Z, nthread=1)
+        if not explain:
+            raw = self.booster.predict(dm, output_margin=False)
+            return self._proba_from_output(raw), None, None
+        c = self.booster.predict(dm, pred_contribs=True, approx_contribs=explain == "fast")
+        if c.ndim == 3:  # multiclass: (n, K, n_out + 1)
+            margins = c.sum(axis=2)
+            e = np.exp(margins - margins.max(axis=1, keepdims=True))
+            proba = e / e.sum(axis=1, keepdims=True)
+            cb = c[:, self.bad_index, :]
+        else:  # binary: contributions to the log-odds of class 1
+            p1 = 1.0 / (1.0 + np.exp(-c.sum(axis=1)))
+            proba = np.column_stack([1.0 - p1, p1])
+            cb = c if self.bad_index == 1 else -c
+        return proba, cb[:, :-1], cb[:, -1]
+
+    def _proba_from_output(self, raw: np.ndarray) -> np.ndarray:
+        if raw.ndim == 2:
+            return raw
+        return np.column_stack([1.0 - raw, raw])
+
+    def _forest_contrib(self, Z: np.ndarray, exact: bool):  # noqa: N803
+        if exact:
+            if self._exact_explainer is None:
+                import shap
+
+                self._exact_explainer = shap.TreeExplainer(self.bundle.classifier)
+            sv = self._exact_explainer.shap_values(Z, check_additivity=False)
+            ev = np.asarray(self._exact_explainer.expected_value).reshape(-1)
+            vals = sv[..., self.bad_index] if np.ndim(sv) == 3 else sv[self.bad_index]
+            return np.asarray(vals), np.full(len(Z), float(ev[self.bad_index]))
+        return saabas_forest(self.bundle.classifier, Z, self.bad_index)
+
+    # ---- description ---------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        b = self.bundle
+        return {
+            "name": self.name, "version": self.version, "alias": self.alias,
+            "classifier": b.classifier_name, "sampler": b.sampler_name, "threshold": self.threshold,
+            "classes": self.class_names, "bad_class": str(self.schema.target.bad_class),
+            "metrics": b.metrics, "lineage": {k: v for k, v in self.tags.items()},
+            "artifact_sha256": b.artifact_sha256,
+            "features": [{"name": f.name, "type": f.type, "min": f.min, "max": f.max,
+                          "categories": f.categories, "nullable": f.nullable, "description": f.description}
+                         for f in self.schema.features],
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+        }
+
+
+def saabas_forest(forest, Z: np.ndarray, cls: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+    """Path attribution for a forest's probability of class ``cls``: along each tree's decision path, the
+    change in the node's class share is credited to the split feature (Saabas). Sums exactly to the forest's
+    probability: bias (root share, averaged over trees) + contributions."""
+    n, d = Z.shape
+    contrib = np.zeros((n, d))
+    bias = np.zeros(n)
+    for est in forest.estimators_:
+        t = est.tree_
+        value = t.value[:, 0, :]
+        share = value[:, cls] / value.sum(axis=1)
+        paths = est.decision_path(Z.astype(np.float32))
+        feature = t.feature
+        for i in range(n):
+            nodes = paths.indices[paths.indptr[i]:paths.indptr[i + 1]]
+            bias[i] += share[nodes[0]]
+            if len(nodes) > 1:
+                np.add.at(contrib[i], feature[nodes[:-1]], share[nodes[1:]] - share[nodes[:-1]])
+    k = len(forest.estimators_)
+    return contrib / k, bias / k

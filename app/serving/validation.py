@@ -1,0 +1,148 @@
+"""Request validation built from the dataset schema (pydantic models made at load time, not by hand).
+
+An applicant is a JSON object with the schema's feature names. Each field gets its type, range and allowed
+codes from the schema; NaN and Infinity are refused; unknown fields are refused or ignored by configuration.
+Valid input becomes one NumPy row in the schema's feature order (undocumented codes remapped as the schema
+says), ready for the model without pandas.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+
+from app.schema import DatasetSchema, Feature
+
+
+class RequestError(ValueError):
+    """A request the client must fix: an HTTP status, a message, and per-field details."""
+
+    def __init__(self, status: int, error: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.details = details or []
+
+
+def _no_bool(v: Any) -> Any:
+    if isinstance(v, bool):  # True == 1 in Python: a JSON boolean is never a category code
+        raise ValueError("a boolean is not a category code")
+    return v
+
+
+def _field(f: Feature) -> tuple[Any, Any]:
+    desc = f.description
+    example = f.example_value()
+    if f.type == "categorical":
+        codes = tuple(f.accepted_codes)
+        doc = ", ".join(f"{c}={(f.labels or {}).get(c, '?')}" for c in f.categories or [])
+        if f.remap:
+            doc += "; also accepted: " + ", ".join(f"{k} (treated as {v})" for k, v in f.remap.items())
+        typ: Any = Annotated[Literal[codes], BeforeValidator(_no_bool)]  # type: ignore[valid-type]
+        field = Field(description=f"{desc} Codes: {doc}.", examples=[example])
+    else:
+        typ = int if f.type == "integer" else float
+        field = Field(description=desc, examples=[example], ge=f.min, le=f.max,
+                      strict=True, allow_inf_nan=False)
+    if f.nullable:
+        typ = typ | None
+    return typ, field
+
+
+class ApplicantModels:
+    """The pydantic models and the row builder for one schema."""
+
+    def __init__(self, schema: DatasetSchema, extra: Literal["reject", "ignore"] = "reject"):
+        self.schema = schema
+        self.names = schema.feature_names
+        cfg = ConfigDict(extra="forbid" if extra == "reject" else "ignore", title="Applicant")
+        fields = {f.name: _field(f) for f in schema.features}
+        self.applicant: type[BaseModel] = create_model("Applicant", __config__=cfg, **fields)  # type: ignore
+        self._remap = {i: {float(k): float(v) for k, v in f.remap.items()}
+                       for i, f in enumerate(schema.features) if f.remap}
+        self._string_codes = {i: {c: float(j) for j, c in enumerate(f.accepted_codes)}
+                              for i, f in enumerate(schema.features)
+                              if f.type == "categorical" and any(isinstance(c, str) for c in f.categories or [])}
+
+    def json_schema(self) -> dict[str, Any]:
+        s = self.applicant.model_json_schema()
+        s["example"] = self.schema.example_row()
+        return s
+
+    def parse(self, payload: Any, where: str = "") -> np.ndarray:
+        """Validate one applicant; returns a float64 row in feature order or raises RequestError(422)."""
+        if not isinstance(payload, dict):
+            raise RequestError(400, "the body must be a JSON object with the applicant's fields",
+                               [{"field": where or "$", "problem": f"expected an object, got {_kind(payload)}"}])
+        try:
+            obj = self.applicant.model_validate(payload)
+        except ValidationError as e:
+            raise RequestError(422, "invalid applicant", _details(e, where)) from None
+        row = np.empty(len(self.names), dtype=np.float64)
+        for i, name in enumerate(self.names):
+            v = getattr(obj, name)
+            if v is None:
+                row[i] = np.nan
+            elif i in self._string_codes:
+                row[i] = self._string_codes[i][v]
+            else:
+                row[i] = float(v)
+        for i, mapping in self._remap.items():
+            row[i] = mapping.get(row[i], row[i])
+        return row
+
+    def parse_many(self, rows: Any) -> np.ndarray:
+        if not isinstance(rows, list):
+            raise RequestError(400, "'instances' must be a list of applicant objects",
+                               [{"field": "instances", "problem": f"expected a list, got {_kind(rows)}"}])
+        out = np.empty((len(rows), len(self.names)), dtype=np.float64)
+        errors: list[dict[str, Any]] = []
+        for k, item in enumerate(rows):
+            try:
+                out[k] = self.parse(item, where=f"instances[{k}]")
+            except RequestError as e:
+                errors.extend(e.details)
+                if len(errors) >= 50:
+                    break
+        if errors:
+            raise RequestError(422, "invalid applicants", errors[:50])
+        return out
+
+
+def _kind(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number" if isinstance(v, int | float) else type(v).__name__)
+
+
+def _details(e: ValidationError, where: str) -> list[dict[str, Any]]:
+    out = []
+    for err in e.errors(include_url=False, include_context=False):
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "function-")))
+        loc = loc.split(".")[0] if loc else "$"
+        field = f"{where}.{loc}" if where else loc
+        kind = err["type"]
+        raw = err.get("input")
+        if isinstance(raw, float) and not math.isfinite(raw):
+            kind = "finite_number"
+        if kind == "missing":
+            problem = "required field is missing"
+        elif kind == "extra_forbidden":
+            problem = "unknown field (not in the schema)"
+        elif kind in ("finite_number",):
+            problem = "NaN and Infinity are not allowed"
+        elif kind == "literal_error":
+            problem = f"unknown category {err.get('input')!r}; {err['msg'].lower()}"
+        else:
+            problem = err["msg"]
+            if "input" in err and kind not in ("missing",) and _printable(err["input"]):
+                problem += f" (got {err['input']!r})"
+        out.append({"field": field, "problem": problem})
+    return out
+
+
+def _printable(v: Any) -> bool:
+    return isinstance(v, int | float | str | bool) and not (isinstance(v, float) and math.isnan(v)) \
+        and len(repr(v)) < 80
