@@ -282,8 +282,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    click.echo(f"serving {settings.model_name} from {settings.tracking_uri} on http://{settings.host}:"
-               f"{settings.port} with {settings.workers} worker(s)", err=True)
+    import logging
+
+    from app.monitoring.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    logging.getLogger("credit_score.serve").info(
+        "starting gunicorn", extra={"url.full": f"http://{settings.host}:{settings.port}",
+                                    "model.name": settings.model_name, "server.workers": settings.workers})
     args = [sys.executable, "-m", "gunicorn", "--config", "python:app.serving.gunicorn_conf", "app:create_app()"]
     os.execv(sys.executable, args)  # noqa: S606 (our own interpreter, fixed arguments)
 

@@ -31,12 +31,16 @@ def ready():
 
 @bp.get("/metrics")
 def prometheus():
-    snap = state().manager.snapshot()
+    st = state()
+    snap = st.manager.snapshot()
     m = metrics()
-    m.model_info.clear()
-    for alias, model in (("champion", snap.champion), ("challenger", snap.challenger)):
-        if model is not None:
-            m.model_info.labels(alias=alias, version=model.version, classifier=model.bundle.classifier_name,
-                                sampler=model.bundle.sampler_name).set(1)
+    current = {(alias, model.version, model.bundle.classifier_name, model.bundle.sampler_name)
+               for alias, model in (("champion", snap.champion), ("challenger", snap.challenger)) if model}
+    # labels of models no longer loaded drop to 0 (clearing is not supported in multiprocess mode)
+    for labels in st.info_labels - current:
+        m.model_info.labels(*labels).set(0)
+    for labels in current:
+        m.model_info.labels(*labels).set(1)
+    st.info_labels = current
     m.model_loaded.set(1 if snap.champion else 0)
     return Response(exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8")

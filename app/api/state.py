@@ -21,6 +21,7 @@ class ServiceState:
     settings: Settings
     manager: ModelManager
     secrets: Any = None  # app.secrets.SecretProvider, or None: the admin token comes from settings
+    info_labels: set[tuple[str, ...]] = field(default_factory=set)  # model_info gauge labels last exported
     _validators: dict[str, ApplicantModels] = field(default_factory=dict)
     _fallback_schema: DatasetSchema | None = None
 

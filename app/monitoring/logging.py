@@ -56,6 +56,7 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
             root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python warnings become JSON log lines too
     for noisy in ("urllib3", "alembic", "mlflow", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
