@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,9 +131,10 @@ class DatasetSchema(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        """Hash of the canonical JSON form: the same schema gives the same hash whatever the YAML layout."""
+        """Hash of the canonical JSON form: the same schema gives the same hash whatever the YAML layout.
+        Cached: a schema is not changed after loading (the serving hot path looks this up per request)."""
         canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 

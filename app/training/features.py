@@ -8,7 +8,6 @@ categoricals as their codes. Output: the raw features (minus excluded ones) plus
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,31 +18,34 @@ Array = np.ndarray
 
 @dataclass(frozen=True)
 class Derived:
+    """An engineered column. ``ratio``: (num . x) / max(|den . x|, 1) with weight maps over schema features;
+    ``delay_max`` / ``delay_months``: the worst delay and the number of delayed months over ``sources``."""
+
     name: str
+    kind: str  # ratio | delay_max | delay_months
     sources: tuple[str, ...]
-    fn: Callable[[dict[str, Array]], Array]
-
-
-def _safe_div(a: Array, b: Array) -> Array:
-    return a / np.maximum(np.abs(b), 1.0)
+    num: dict[str, float] | None = None
+    den: dict[str, float] | None = None
 
 
 _PAY = ("pay_0", "pay_2", "pay_3", "pay_4", "pay_5", "pay_6")
 _BILL = tuple(f"bill_amt{k}" for k in range(1, 7))
 _PAID = tuple(f"pay_amt{k}" for k in range(1, 7))
 
+
+def _ratio(name: str, num: dict[str, float], den: dict[str, float]) -> Derived:
+    return Derived(name, "ratio", tuple(dict.fromkeys([*num, *den])), num, den)
+
+
 # Credit features used when the schema has their source columns (the UCI layout and its relatives).
 DERIVED: tuple[Derived, ...] = (
-    Derived("utilisation_1", ("bill_amt1", "limit_bal"), lambda c: _safe_div(c["bill_amt1"], c["limit_bal"])),
-    Derived("utilisation_mean", _BILL + ("limit_bal",),
-            lambda c: _safe_div(sum(c[b] for b in _BILL) / 6.0, c["limit_bal"])),
-    Derived("pay_ratio_1", ("pay_amt1", "bill_amt2"), lambda c: _safe_div(c["pay_amt1"], c["bill_amt2"])),
-    Derived("pay_ratio_mean", _PAID + _BILL,
-            lambda c: _safe_div(sum(c[p] for p in _PAID), sum(c[b] for b in _BILL))),
-    Derived("delay_max", _PAY, lambda c: np.max(np.stack([np.maximum(c[p], 0) for p in _PAY]), axis=0)),
-    Derived("delay_months", _PAY, lambda c: np.sum(np.stack([c[p] > 0 for p in _PAY]), axis=0).astype(float)),
-    Derived("bill_trend", ("bill_amt1", "bill_amt6", "limit_bal"),
-            lambda c: _safe_div(c["bill_amt1"] - c["bill_amt6"], c["limit_bal"])),
+    _ratio("utilisation_1", {"bill_amt1": 1.0}, {"limit_bal": 1.0}),
+    _ratio("utilisation_mean", {b: 1 / 6 for b in _BILL}, {"limit_bal": 1.0}),
+    _ratio("pay_ratio_1", {"pay_amt1": 1.0}, {"bill_amt2": 1.0}),
+    _ratio("pay_ratio_mean", dict.fromkeys(_PAID, 1.0), dict.fromkeys(_BILL, 1.0)),
+    Derived("delay_max", "delay_max", _PAY),
+    Derived("delay_months", "delay_months", _PAY),
+    _ratio("bill_trend", {"bill_amt1": 1.0, "bill_amt6": -1.0}, {"limit_bal": 1.0}),
 )
 
 
@@ -83,7 +85,28 @@ class CreditFeatures(TransformerMixin, BaseEstimator):
         self.output_sources_ = [[cols[i]] for i in self.keep_idx_] + [list(by_name[n].sources)
                                                                       for n in self.derived_]
         self.n_features_in_ = arr.shape[1]
+        self._build_derived()
         return self
+
+    def _build_derived(self) -> None:
+        """Weight matrices for the ratio columns and index sets for the delay columns (one matmul per row
+        batch instead of a numpy call per source column: the single-row serving path depends on it)."""
+        idx = {c: i for i, c in enumerate(self.columns)}
+        by_name = {d.name: d for d in DERIVED}
+        ratios = [by_name[n] for n in self.derived_ if by_name[n].kind == "ratio"]
+        self.ratio_num_ = np.zeros((len(self.columns), len(ratios)))
+        self.ratio_den_ = np.zeros((len(self.columns), len(ratios)))
+        for j, d in enumerate(ratios):
+            for c, w in (d.num or {}).items():
+                self.ratio_num_[idx[c], j] = w
+            for c, w in (d.den or {}).items():
+                self.ratio_den_[idx[c], j] = w
+        delays = [by_name[n] for n in self.derived_ if by_name[n].kind != "ratio"]
+        self.delay_idx_ = [np.array([idx[c] for c in d.sources], dtype=np.intp) for d in delays]
+        self.delay_kind_ = [d.kind for d in delays]
+        # output order: ratios and delays back into the declared order of derived_
+        order = [n for n in self.derived_ if by_name[n].kind == "ratio"] + [d.name for d in delays]
+        self.derived_order_ = np.array([order.index(n) for n in self.derived_], dtype=np.intp)
 
     def transform(self, X):  # noqa: N803
         arr = self._as_array(X)
@@ -94,10 +117,13 @@ class CreditFeatures(TransformerMixin, BaseEstimator):
             arr = np.where(nan, self.medians_, arr)
         parts = [arr[:, self.keep_idx_]]
         if self.derived_:
-            idx = {c: i for i, c in enumerate(self.columns)}
-            by_name = {d.name: d for d in DERIVED}
-            cols = {c: arr[:, i] for c, i in idx.items()}
-            parts.append(np.column_stack([by_name[n].fn(cols) for n in self.derived_]))
+            if "ratio_num_" not in self.__dict__:  # fitted by an earlier version of this class
+                self._build_derived()
+            ratio = (arr @ self.ratio_num_) / np.maximum(np.abs(arr @ self.ratio_den_), 1.0)
+            delays = [np.maximum(arr[:, ix], 0).max(axis=1) if kind == "delay_max" else (arr[:, ix] > 0).sum(axis=1)
+                      for ix, kind in zip(self.delay_idx_, self.delay_kind_, strict=True)]
+            derived = np.column_stack([ratio, *delays]) if delays else ratio
+            parts.append(derived[:, self.derived_order_])
         return np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
 
     def get_feature_names_out(self, input_features=None):
