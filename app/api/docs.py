@@ -37,7 +37,8 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def build_spec(applicant: dict[str, Any], classes: list[str], max_rows: int, model_name: str) -> dict[str, Any]:
+def build_spec(applicant: dict[str, Any], classes: list[str], max_rows: int, model_name: str,
+               strict: bool = True) -> dict[str, Any]:
     reason = {"type": "object", "properties": {
         "feature": {"type": "string"}, "value": {"type": ["number", "null"]}, "contribution": {"type": "number"},
         "direction": {"type": "string"}, "description": {"type": "string"}}}
@@ -60,9 +61,13 @@ def build_spec(applicant: dict[str, Any], classes: list[str], max_rows: int, mod
                "description": "Reason codes: fast (approximate, default), exact (TreeSHAP) or none"}
     applicant_key = {"name": "X-Applicant-Key", "in": "header", "required": False, "schema": {"type": "string"},
                      "description": "Sticky A/B routing key"}
+    from app.api.v2 import NUMERIC
+
     tensor = {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
-        "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {"type": "string"}, "data": {"type": "array"}}}
+        "name": {"type": "string", "minLength": 1},
+        "shape": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}},
+        "datatype": {"type": "string", "enum": sorted(NUMERIC)},
+        "data": {"type": "array", "minItems": 1, "items": {"type": "number"}}}}
     health = {"type": "object", "properties": {"status": {"type": "string"}}}
     admin = [{"bearer": []}]
     job = {"type": "object", "required": ["id", "status"], "properties": {"id": {"type": "string"},
@@ -84,9 +89,10 @@ def build_spec(applicant: dict[str, Any], classes: list[str], max_rows: int, mod
                               **_errors(400, 413, 415, 422, 503)}}},
             "/predict/batch": {"post": {
                 "summary": f"Score up to {max_rows} applicants", "parameters": [explain, applicant_key],
-                "requestBody": _body({"type": "object", "required": ["instances"], "properties": {
-                    "instances": {"type": "array", "minItems": 1, "maxItems": max_rows,
-                                  "items": {"$ref": "#/components/schemas/Applicant"}}}}),
+                "requestBody": _body({"type": "object", "required": ["instances"],
+                                      "additionalProperties": not strict, "properties": {
+                                          "instances": {"type": "array", "minItems": 1, "maxItems": max_rows,
+                                                        "items": {"$ref": "#/components/schemas/Applicant"}}}}),
                 "responses": {**_ok({"type": "object", "properties": {
                     "count": {"type": "integer"},
                     "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}}}),
@@ -140,7 +146,7 @@ def openapi():
     schema = st.schema()
     v = st.validator(schema)
     spec = build_spec(v.json_schema(), [str(c) for c in schema.classes], st.settings.max_batch_rows,
-                      st.settings.model_name)
+                      st.settings.model_name, strict=st.settings.extra_fields == "reject")
     return jsonify(spec)
 
 

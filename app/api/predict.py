@@ -127,7 +127,7 @@ def predict_batch():
     rows = body["instances"]
     limit = st.settings.max_batch_rows
     if isinstance(rows, list) and len(rows) > limit:
-        raise RequestError(413, f"too many rows: at most {limit} per batch",
+        raise RequestError(422, f"too many rows: at most {limit} per batch",
                            [{"field": "instances", "problem": f"{len(rows)} rows, limit {limit}"}])
     if isinstance(rows, list) and not rows:
         raise RequestError(422, "no rows to score", [{"field": "instances", "problem": "empty list"}])

@@ -88,11 +88,11 @@ def _tensor(t: Any, k: int) -> tuple[str, list[int], list[Any]]:
     for key in ("name", "shape", "datatype", "data"):
         if key not in t:
             raise RequestError(400, "invalid input tensor", [{"field": f"{where}.{key}", "problem": "missing"}])
-    if t["datatype"] not in NUMERIC:
-        problem = f"numeric datatype expected, got {t['datatype']!r}"
+    if not isinstance(t["datatype"], str) or t["datatype"] not in NUMERIC:
+        problem = f"numeric datatype expected ({', '.join(sorted(NUMERIC))})"
         raise RequestError(400, "invalid input tensor", [{"field": f"{where}.datatype", "problem": problem}])
     shape, data = t["shape"], t["data"]
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape) or not shape:
+    if not isinstance(shape, list) or not shape or not all(type(s) is int and s >= 0 for s in shape):
         raise RequestError(400, "invalid input tensor", [{"field": f"{where}.shape", "problem": "list of sizes"}])
     flat = _flatten(data)
     if len(flat) != math.prod(shape):

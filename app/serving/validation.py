@@ -33,6 +33,15 @@ def _no_bool(v: Any) -> Any:
     return v
 
 
+def _integral(v: Any) -> Any:
+    """JSON Schema counts 87.0 as an integer: accept integral floats, refuse 87.5, booleans and strings."""
+    if isinstance(v, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        return int(v)
+    return v
+
+
 def _field(f: Feature) -> tuple[Any, Any]:
     desc = f.description
     example = f.example_value()
@@ -44,7 +53,7 @@ def _field(f: Feature) -> tuple[Any, Any]:
         typ: Any = Annotated[Literal[codes], BeforeValidator(_no_bool)]  # type: ignore[valid-type]
         field = Field(description=f"{desc} Codes: {doc}.", examples=[example])
     else:
-        typ = int if f.type == "integer" else float
+        typ = Annotated[int, BeforeValidator(_integral)] if f.type == "integer" else float
         field = Field(description=desc, examples=[example], ge=f.min, le=f.max,
                       strict=True, allow_inf_nan=False)
     if f.nullable:

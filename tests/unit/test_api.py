@@ -108,6 +108,11 @@ def test_explain_modes(client, mode, method):
         assert "reason_codes" not in r.json
 
 
+def test_integral_floats_are_integers(client):
+    assert post(client, "/predict", dict(ROW, age=24.0)).json["probability"] == post(client, "/predict", ROW).json[
+        "probability"]
+
+
 def test_undocumented_code_is_accepted_and_remapped(client):
     a = post(client, "/predict", dict(ROW, education=5)).json
     b = post(client, "/predict", dict(ROW, education=4)).json
@@ -122,6 +127,8 @@ def _problem(r, field):
 @pytest.mark.parametrize("change, field, fragment", [
     (lambda r: r.pop("age"), "age", "required field is missing"),
     (lambda r: r.update(age="old"), "age", "valid integer"),
+    (lambda r: r.update(age=30.5), "age", "valid integer"),
+    (lambda r: r.update(age=True), "age", "boolean is not a number"),
     (lambda r: r.update(limit_bal="120000"), "limit_bal", "valid number"),
     (lambda r: r.update(age=150), "age", "less than or equal to 100"),
     (lambda r: r.update(limit_bal=-1), "limit_bal", "greater than or equal to 0"),
@@ -209,7 +216,7 @@ def test_batch_errors(client, body, status, field):
 def test_batch_over_row_limit(store):
     c = make_app(store, max_batch_rows=5).test_client()
     r = post(c, "/predict/batch", {"instances": [ROW] * 6})
-    assert r.status_code == 413 and "at most 5" in r.json["error"]
+    assert r.status_code == 422 and "at most 5" in r.json["error"]
 
 
 # ---- model info, metrics, docs -------------------------------------------------------------------------
@@ -293,6 +300,7 @@ def test_v2_metadata_and_infer(client, schema):
 @pytest.mark.parametrize("body, status", [
     ({"inputs": []}, 400),
     ({"inputs": [{"name": "x", "shape": [1, 23], "datatype": "BYTES", "data": ["a"] * 23}]}, 400),
+    ({"inputs": [{"name": "", "shape": [], "datatype": {}, "data": [None, None]}]}, 400),
     ({"inputs": [{"name": "x", "shape": [1, 23], "datatype": "FP64", "data": [1] * 22}]}, 400),
     ({"inputs": [{"name": "x", "shape": [1, 22], "datatype": "FP64", "data": [1] * 22}]}, 422),
     ({"inputs": [{"name": "age", "shape": [1], "datatype": "FP64", "data": [30]}]}, 422),
