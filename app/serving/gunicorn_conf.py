@@ -20,6 +20,9 @@ accesslog = None
 logconfig_dict = gunicorn_logconfig(_s.log_level)
 proc_name = "credit-score"
 forwarded_allow_ips = "127.0.0.1"
+# gunicorn >= 26 opens a control socket at one fixed path per user: several instances on a host (colours,
+# tests) would fight over it, and nothing here uses it
+control_socket_disable = True
 
 
 def child_exit(server, worker):  # noqa: ARG001 (gunicorn hook signature)
