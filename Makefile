@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run serve bootstrap train test test-fast lint bench bench-train bench-synthetic bench-serve clean
+.PHONY: help setup run serve bootstrap train test test-fast test-vault vault-dev lint bench bench-train bench-synthetic bench-serve clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,19 @@ test-fast: setup ## Unit tests only (the inner loop, < 3 minutes)
 
 lint: setup ## Static checks
 	$(BIN)/ruff check app tests bench
+	$(BIN)/shellcheck vault/setup.sh
+
+test-vault: setup ## Vault tests: real OpenBao dev servers, setup.sh, secret provider, leak search
+	$(BIN)/pytest tests/unit/test_secrets.py tests/infra/vault $(PYTEST_ARGS)
+
+vault-dev: setup ## Local in-memory OpenBao on 127.0.0.1:8200 set up by vault/setup.sh (Ctrl-C stops it)
+	@token=$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n'); addr=http://127.0.0.1:8200; \
+	$(BIN)/bao server -dev -dev-no-store-token -dev-listen-address=127.0.0.1:8200 \
+	  -dev-root-token-id=$$token >/tmp/credit-score-bao-dev.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 100); do curl -sf $$addr/v1/sys/health >/dev/null && break; sleep 0.2; done; \
+	PATH=$(CURDIR)/$(BIN):$$PATH VAULT_ADDR=$$addr VAULT_TOKEN=$$token vault/setup.sh; \
+	echo "export VAULT_ADDR=$$addr VAULT_TOKEN=$$token CREDIT_SCORE_VAULT_AUTH=token  # dev only"; wait $$pid
 
 bench: bench-synthetic bench-train bench-serve ## All benchmarks (by hand; prints ratios against in-run baselines)
 

@@ -27,6 +27,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, manager=None, secre
 
     settings = Settings(**(test_config or {}))
     configure_logging(settings.log_level)
+    if secrets is None:
+        secrets = _vault_provider()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
@@ -37,3 +39,26 @@ def create_app(test_config: dict[str, Any] | None = None, *, manager=None, secre
     if start_reload:
         state.manager.start()
     return app
+
+
+def _vault_provider():
+    """The Vault secret provider when Vault is configured or in production; None otherwise (dev: settings).
+
+    In production an unreachable Vault fails closed here: SecretsUnavailable stops the worker from booting.
+    Secret values are redacted from every log line from then on.
+    """
+    import atexit
+    import logging
+
+    from app.secrets import SecretRedactingFilter, VaultSettings, build_provider
+
+    vs = VaultSettings.from_env()
+    if vs.auth == "none" and not vs.production:
+        return None
+    provider = build_provider(vs)
+    provider.check()
+    redactor = SecretRedactingFilter(provider)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)
+    atexit.register(provider.close)
+    return provider

@@ -232,7 +232,6 @@ class SecretProvider:
         self._logged_in = False  # the token came from our own login (AppRole/Kubernetes): we may revoke it
         self._cache: dict[str, _Entry] = {}
         self._healthy = False
-        self._ever_tried = False
         self._last_error: str | None = None
         self._retry_at = 0.0
         self._closed = False
@@ -248,8 +247,8 @@ class SecretProvider:
 
     def __repr__(self) -> str:
         s = self.settings
-        return (f"SecretProvider(auth={s.auth!r}, addr={s.addr!r}, path={s.mount}/{s.path!r}, env={s.env!r}, "
-                f"healthy={self._healthy})")
+        return (f"SecretProvider(auth={s.auth!r}, addr={s.addr!r}, path={s.mount + '/' + s.path!r}, "
+                f"env={s.env!r}, healthy={self._healthy})")
 
     # ---- public API --------------------------------------------------------------------------------------
     @property
@@ -416,7 +415,6 @@ class SecretProvider:
 
     def _refresh(self, path: str) -> dict[str, str]:
         """Read ``path`` now; records health; raises SecretsUnavailable (already logged)."""
-        self._ever_tried = True
         try:
             data = self._read(path)
         except SecretsUnavailable as e:
@@ -494,6 +492,7 @@ class SecretProvider:
             detail = f"{type(e).__name__}: {e.strerror or e}"
         else:
             detail = type(e).__name__
+        detail = " ".join(detail.split())  # server errors come with newlines and tabs
         return SecretsUnavailable(self.redact(f"{action} at {s.addr} failed: {detail}"))
 
     def _login(self) -> None:
@@ -609,13 +608,13 @@ class SecretProvider:
 
         try:
             resp = self._client.auth.token.renew_self(increment=int(self._token_ttl or 0) or None)
-        except (hx.Forbidden, hx.Unauthorized, hx.InvalidRequest) as e:
+        except (requests.exceptions.RequestException, hx.VaultDown) as e:
+            raise self._unavailable("token renewal", e) from e
+        except hx.VaultError as e:  # revoked, expired, past its max TTL (OpenBao answers 500 for that)
             log.warning("Vault token renewal refused (%s)", type(e).__name__)
             if not self._can_login_again:
                 raise self._unavailable("token renewal", e) from e
             return False
-        except (hx.VaultError, requests.exceptions.RequestException) as e:
-            raise self._unavailable("token renewal", e) from e
         auth = resp.get("auth") or {}
         lease = float(auth.get("lease_duration") or 0)
         self._renewable = bool(auth.get("renewable"))

@@ -19,9 +19,13 @@ def live():
 @bp.get("/ready")
 @bp.get("/v2/health/ready")
 def ready():
-    mgr = state().manager
+    st = state()
+    mgr = st.manager
     champ = mgr.snapshot().champion
     metrics().model_loaded.set(1 if champ else 0)
+    if st.secrets is not None and st.settings.env == "production" and not st.secrets.healthy:
+        reason = st.secrets.status().get("last_error") or "secrets unavailable"
+        return jsonify(status="not ready", ready=False, reason=f"vault: {reason}"), 503
     if champ is None:
         body = {"status": "not ready", "ready": False,
                 "reason": mgr.last_error or "no champion model is registered yet"}
@@ -43,4 +47,8 @@ def prometheus():
         m.model_info.labels(*labels).set(1)
     st.info_labels = current
     m.model_loaded.set(1 if snap.champion else 0)
-    return Response(exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+    body = exposition()
+    if st.writer is not None:  # the monitor job's latest gauges (drift, live performance), read by the writer
+        st.writer.ensure_started()
+        body += st.writer.monitor_text.encode()
+    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")

@@ -18,7 +18,7 @@ from tests.tools import free_port, which
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_schemathesis_finds_no_server_errors_or_schema_violations(store, tmp_path):
+def test_schemathesis_finds_no_server_errors_or_schema_violations(store, tmp_path):  # noqa: F811 (fixture)
     exe = which("schemathesis")
     assert exe, "schemathesis is a dev dependency (requirements-dev.txt)"
     tmp, _ = store

@@ -290,7 +290,8 @@ def test_v2_metadata_and_infer(client, schema):
                                         "data": [values, values]}]}).json
     assert one["id"] == "x1" and one["model_version"] == "1"
     probs = next(o for o in one["outputs"] if o["name"] == "probability")
-    assert probs["shape"] == [2] and probs["data"][0] == pytest.approx(post(client, "/predict", ROW).json["probability"])
+    single = post(client, "/predict", ROW).json["probability"]
+    assert probs["shape"] == [2] and probs["data"][0] == pytest.approx(single)
     named = post(client, "/v2/models/credit-score/infer",
                  {"inputs": [{"name": f, "shape": [1], "datatype": "FP64", "data": [ROW[f]]}
                              for f in schema.feature_names]}).json
