@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run serve bootstrap train test test-fast test-vault vault-dev lint bench bench-train bench-synthetic bench-serve clean
+.PHONY: help setup run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects lint bench bench-train bench-synthetic bench-serve clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,7 +39,13 @@ test-fast: setup ## Unit tests only (the inner loop, < 3 minutes)
 
 lint: setup ## Static checks
 	$(BIN)/ruff check app tests bench
-	$(BIN)/shellcheck vault/setup.sh
+	$(BIN)/shellcheck vault/setup.sh elk/setup.sh
+
+test-elk: setup ## ELK: log contract, real Filebeat, OpenSearch-API store, Logstash/Kibana/ILM checks
+	$(BIN)/pytest tests/infra/elk $(PYTEST_ARGS)
+
+kibana-objects: setup ## Regenerate elk/kibana/credit-score.ndjson from elk/kibana/saved_objects.py
+	$(BIN)/python elk/kibana/saved_objects.py
 
 test-vault: setup ## Vault tests: real OpenBao dev servers, setup.sh, secret provider, leak search
 	$(BIN)/pytest tests/unit/test_secrets.py tests/infra/vault $(PYTEST_ARGS)

@@ -51,8 +51,8 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
     handler.setFormatter(json_formatter())
     handler.set_name("credit-score-json")
     root = logging.getLogger()
-    for h in list(root.handlers):
-        if h.get_name() == "credit-score-json":
+    for h in list(root.handlers):  # ours from an earlier call, or gunicorn's logconfig: one JSON handler only
+        if h.get_name() == "credit-score-json" or isinstance(h.formatter, EcsJsonFormatter):
             root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level.upper())
@@ -73,5 +73,5 @@ def gunicorn_logconfig(level: str = "INFO") -> dict[str, Any]:
             "gunicorn.error": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
         },
-        "root": {"handlers": ["stdout"], "level": level.upper()},
+        "root": {"handlers": [], "level": level.upper()},  # the app factory attaches the root handler
     }

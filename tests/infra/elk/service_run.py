@@ -1,0 +1,100 @@
+"""Drive the real service (`credit-score serve`, gunicorn) through every kind of log line it writes.
+
+The log file this produces is what the ELK tests ship: the contract test reads its JSON lines, Filebeat
+ingests the file, and the events Filebeat writes are bulk-indexed into an OpenSearch-API store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.config import Settings
+from app.registry import Registry
+from tests.helpers import fit_bundle, register_bundle
+from tests.integration.test_serve_gunicorn import Server, http, server_env
+from tests.tools import free_port
+from tests.unit.test_api import ROW, TOKEN
+
+
+@dataclass
+class ServiceRun:
+    log: Path  # the service's stdout (gunicorn and app), as a file on disk
+    lines: list[dict]  # its JSON lines, decoded
+    raw: list[str]  # every line, JSON or not
+    versions: dict[str, str]  # champion / challenger / promoted / tampered -> model version
+    statuses: dict[str, int]  # what each driven call answered
+
+
+def _wait_for(log: Path, needle: str, timeout: float = 15.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if needle in log.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{needle!r} never appeared in {log}:\n{log.read_text()[-2000:]}")
+
+
+def drive_service(tmp: Path, schema, frame) -> ServiceRun:
+    """Champion + challenger in shadow mode, feature logging on, then: predictions, a 422, a batch, model
+    info, a 404, /ready, retrain with a wrong token (403), a retrain job (202; it fails fast: its data file does
+    not exist), a second retrain while it runs (409), an unreadable job status (an unhandled error: 500 with a
+    stack trace in the log), a promotion (model reload lines) and a tampered version (refused-model lines)."""
+    settings = Settings(models_dir=tmp / "models", reports_dir=tmp / "reports")
+    reg = Registry(settings)
+    xgb, forest = fit_bundle(schema, frame, threshold=0.3), fit_bundle(schema, frame, classifier="random_forest")
+    v1 = register_bundle(settings, xgb, tmp)
+    v2 = register_bundle(settings, forest, tmp)
+    reg.promote(v1, "champion")
+    reg.promote(v2, "challenger")
+    jobs = tmp / "jobs"
+    (jobs / "deadbeef.json").mkdir(parents=True)  # a status "file" that is a directory: reading it fails
+    env = server_env(tmp, CREDIT_SCORE_AB_MODE="shadow", CREDIT_SCORE_LOG_FEATURES="true",
+                     CREDIT_SCORE_STATE_DIR=str(jobs), CREDIT_SCORE_DATA=str(tmp / "no-such-data.csv"))
+    log = tmp / "credit-score.log"
+    server = Server(env, free_port(), log)
+    statuses: dict[str, int] = {}
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        b = server.base
+        statuses["ready"] = http("GET", b + "/ready")[0]
+        for i in range(6):
+            statuses["predict"] = http("POST", b + "/predict", dict(ROW, age=24 + 7 * i),
+                                       {"X-Request-ID": f"elk-{i}"})[0]
+        statuses["predict_invalid"] = http("POST", b + "/predict", dict(ROW, age="x"))[0]
+        statuses["batch"] = http("POST", b + "/predict/batch", {"instances": [ROW, dict(ROW, pay_0=-1)]})[0]
+        statuses["model_info"] = http("GET", b + "/model/info")[0]
+        statuses["not_found"] = http("GET", b + "/no-such-endpoint")[0]
+        statuses["retrain_forbidden"] = http("POST", b + "/model/retrain", {},
+                                             {"Authorization": "Bearer wrong-token"})[0]
+        status, body, _ = http("POST", b + "/model/retrain", {"reason": "elk test"}, admin)
+        statuses["retrain_started"] = status
+        job = json.loads(body).get("job_id") if status == 202 else None
+        statuses["retrain_busy"] = http("POST", b + "/model/retrain", {}, admin)[0]
+        statuses["job_status_broken"] = http("GET", b + "/model/retrain/deadbeef", headers=admin)[0]
+        # a new champion: every worker logs "model loaded" with the previous version
+        v3 = register_bundle(settings, xgb, tmp)
+        reg.promote(v3, "champion")
+        _wait_for(log, f'"model.previous_version": "{v1}"')
+        # a tampered version: refused, logged with the reason
+        v4 = register_bundle(settings, xgb, tmp)
+        f = reg.bundle_path(v4) / "model.ubj"
+        f.write_bytes(f.read_bytes()[:-10] + b"0123456789")
+        reg.promote(v4, "champion")
+        _wait_for(log, '"refused model version"')
+        statuses["predict_after_reload"] = http("POST", b + "/predict", ROW, {"X-Request-ID": "elk-after"})[0]
+        if job:  # the job process ends by itself (no data); wait for it so that nothing outlives the test
+            deadline = time.time() + 90
+            while time.time() < deadline:
+                st = json.loads(http("GET", b + f"/model/retrain/{job}", headers=admin)[1])
+                if st.get("status") not in ("queued", "running"):
+                    break
+                time.sleep(0.5)
+    finally:
+        server.stop()
+    raw = [x for x in log.read_text().splitlines() if x.strip()]
+    lines = [json.loads(x) for x in raw if x.startswith("{")]
+    return ServiceRun(log=log, lines=lines, raw=raw, statuses=statuses,
+                      versions={"champion": v1, "challenger": v2, "promoted": v3, "tampered": v4})
