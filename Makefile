@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects lint bench bench-train bench-synthetic bench-serve clean
+.PHONY: help setup run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint bench bench-train bench-synthetic bench-serve clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ test-fast: setup ## Unit tests only (the inner loop, < 3 minutes)
 lint: setup ## Static checks
 	$(BIN)/ruff check app tests bench
 	$(BIN)/shellcheck vault/setup.sh elk/setup.sh
+
+k8s-validate: setup ## Kubernetes: render every overlay, validate strictly for 1.30 and 1.35, checkov, blue-green tests
+	$(BIN)/pytest -q tests/infra/kubernetes $(PYTEST_ARGS)
+
+k8s-render: setup ## Print the rendered manifests of OVERLAY=dev|staging|prod
+	$(BIN)/kubectl kustomize kubernetes/overlays/$(or $(OVERLAY),dev)
 
 test-elk: setup ## ELK: log contract, real Filebeat, OpenSearch-API store, Logstash/Kibana/ILM checks
 	$(BIN)/pytest tests/infra/elk $(PYTEST_ARGS)
