@@ -78,3 +78,108 @@ bench-synthetic: setup ## 1M synthetic rows: generate + validate
 
 clean: ## Remove the virtualenv and generated files (keeps models/)
 	rm -rf $(VENV) reports .pytest_cache build *.egg-info
+
+# ---- delivery: images, linters, CI reports, deploys (each Jenkins stage calls one of these) -------------------
+CONTAINER_ENGINE ?= podman
+REGISTRY ?= registry.example.com
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+IMAGE ?= $(REGISTRY)/credit-score
+TRAIN_IMAGE ?= $(REGISTRY)/credit-score-train
+BASE_IMAGE ?= python:3.11-slim
+LOCAL_BASE_IMAGE ?= localhost/debian-python3:bookworm
+AIRGAP ?= 0
+PUBLISH ?= 0
+DEPLOY_ENV ?= staging
+DEPLOY_PATH ?= ansible
+SMOKE_URL_staging ?= https://credit-score.staging.example.com
+SMOKE_URL_production ?= https://credit-score.example.com
+SMOKE_URL ?= $(SMOKE_URL_$(DEPLOY_ENV))
+K8S_OVERLAY_staging := staging
+K8S_OVERLAY_production := prod
+VERSION := $(shell sed -n 's/^ *version="\([^"]*\)".*/\1/p' setup.py)
+BUILD_FLAGS := $(if $(filter podman,$(notdir $(CONTAINER_ENGINE))),--format docker) \
+	$(if $(filter 1,$(AIRGAP)),--network=none --build-arg PIP_NO_INDEX=1) \
+	--build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) \
+	--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	--build-arg SOURCE=$$(git remote get-url origin 2>/dev/null || echo unknown) \
+	--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ)
+.PHONY: ci-info lint-docker lint-yaml lint-ansible lint-jenkins validate-data train-ci quality-gate \
+	base-image wheelhouse images image-scan push deploy-staging smoke rollback promote-production
+
+ci-info: ## Commit, image tag and tool versions (Jenkins "Checkout")
+	@echo "commit $$(git rev-parse HEAD 2>/dev/null || echo none)  image tag $(IMAGE_TAG)  version $(VERSION)"
+	@$(PYTHON) --version; $(CONTAINER_ENGINE) --version 2>/dev/null || echo "no $(CONTAINER_ENGINE)"
+
+lint-docker: setup ## hadolint on the Dockerfiles; compose file rendered and schema-checked
+	$(BIN)/hadolint --config .hadolint.yaml docker/Dockerfile docker/Dockerfile.train
+	PATH="$(abspath $(BIN)):$$PATH" docker/scripts/lint-compose.sh
+
+lint-yaml: setup ## yamllint on the infrastructure YAML (.yamllint.yaml)
+	$(BIN)/yamllint -s -c .yamllint.yaml $(wildcard docker jenkins monitoring elk kubernetes ansible)
+
+lint-ansible: setup ## ansible-lint on ansible/
+	cd ansible && ../$(BIN)/ansible-lint
+
+lint-jenkins: ## Jenkinsfile: Groovy compile + npm-groovy-lint (CodeNarc) at error level
+	jenkins/lint.sh
+
+validate-data: setup ## Validate the training data against its schema (reports/data-validation.json)
+	mkdir -p reports
+	$(BIN)/credit-score data validate --json > reports/data-validation.json
+
+train-ci: setup ## Train, gate and register as challenger (reports/train.json; a failed gate is judged by quality-gate)
+	mkdir -p reports
+	$(BIN)/credit-score train --json --quiet --promote challenger > reports/train.json || test $$? -eq 3
+
+quality-gate: setup ## Fail unless the model trained by train-ci passed the quality gate
+	$(BIN)/python -c 'import json, sys; g = json.load(open("reports/train.json"))["gate"]; \
+		print("quality gate", "passed" if g["passed"] else "FAILED:", "; ".join(g.get("reasons") or [])); \
+		sys.exit(0 if g["passed"] else 1)'
+
+base-image: ## Debian bookworm + Python 3.11 base image from debootstrap (no registry; cached in .cache/)
+	docker/scripts/debian-base.sh $(LOCAL_BASE_IMAGE)
+
+wheelhouse: ## Wheels for air-gapped image builds (docker/wheelhouse/)
+	docker/scripts/wheelhouse.sh all
+
+images: ## Build the serving and training images, tagged with the commit (AIRGAP=1: wheelhouse only)
+	$(CONTAINER_ENGINE) build $(BUILD_FLAGS) -f docker/Dockerfile -t $(IMAGE):$(IMAGE_TAG) .
+	$(CONTAINER_ENGINE) build $(BUILD_FLAGS) -f docker/Dockerfile.train -t $(TRAIN_IMAGE):$(IMAGE_TAG) .
+
+image-scan: ## Vulnerability scan of both images (trivy; fails on fixable HIGH/CRITICAL)
+	trivy image --exit-code 1 --severity HIGH,CRITICAL --ignore-unfixed $(IMAGE):$(IMAGE_TAG)
+	trivy image --exit-code 1 --severity HIGH,CRITICAL --ignore-unfixed $(TRAIN_IMAGE):$(IMAGE_TAG)
+
+push: ## Push both images when PUBLISH=1; otherwise a dry run that checks they exist
+	@set -e; for ref in $(IMAGE):$(IMAGE_TAG) $(TRAIN_IMAGE):$(IMAGE_TAG); do \
+	  $(CONTAINER_ENGINE) image inspect --format '{{.Id}}' $$ref >/dev/null; done; \
+	if [ "$(PUBLISH)" = "1" ]; then \
+	  printf '%s' "$$REGISTRY_PASSWORD" | $(CONTAINER_ENGINE) login --username "$$REGISTRY_USER" \
+	    --password-stdin $(firstword $(subst /, ,$(REGISTRY))); \
+	  $(CONTAINER_ENGINE) push $(IMAGE):$(IMAGE_TAG); $(CONTAINER_ENGINE) push $(TRAIN_IMAGE):$(IMAGE_TAG); \
+	else echo "dry run (PUBLISH=1 pushes): $(IMAGE):$(IMAGE_TAG) $(TRAIN_IMAGE):$(IMAGE_TAG)"; fi
+
+deploy-staging: setup ## Blue-green deploy of IMAGE_TAG to staging (DEPLOY_PATH=ansible|kubernetes)
+	$(MAKE) --no-print-directory _deploy DEPLOY_ENV=staging
+
+promote-production: setup ## Production: blue-green deploy of IMAGE_TAG, then the model challenger -> champion
+	$(MAKE) --no-print-directory _deploy DEPLOY_ENV=production
+	if $(BIN)/credit-score registry show challenger >/dev/null 2>&1; then \
+	  $(BIN)/credit-score registry promote challenger --alias champion; fi
+
+smoke: ## Smoke test of DEPLOY_ENV (or SMOKE_URL): health, ready, a prediction, metrics
+	$(PYTHON) docker/scripts/smoke.py --url $(SMOKE_URL)
+
+rollback: setup ## Switch DEPLOY_ENV back to the previous colour (DEPLOY_PATH=ansible|kubernetes)
+	@case "$(DEPLOY_PATH)" in \
+	  ansible) $(BIN)/ansible-playbook -i ansible/inventories/$(DEPLOY_ENV) ansible/rollback.yml ;; \
+	  kubernetes) $(BIN)/python kubernetes/scripts/bluegreen.py rollback ;; \
+	  *) echo "DEPLOY_PATH must be ansible or kubernetes" >&2; exit 2 ;; esac
+
+_deploy:
+	@case "$(DEPLOY_PATH)" in \
+	  ansible) $(BIN)/ansible-playbook -i ansible/inventories/$(DEPLOY_ENV) ansible/deploy.yml \
+	      -e mlops_app_version=$(VERSION) -e kubernetes_release_image=$(IMAGE):$(IMAGE_TAG) ;; \
+	  kubernetes) $(BIN)/python kubernetes/scripts/bluegreen.py \
+	      --release-file kubernetes/overlays/$(K8S_OVERLAY_$(DEPLOY_ENV))/release.yaml deploy $(IMAGE):$(IMAGE_TAG) ;; \
+	  *) echo "DEPLOY_PATH must be ansible or kubernetes" >&2; exit 2 ;; esac
