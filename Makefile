@@ -104,7 +104,8 @@ BUILD_FLAGS := $(if $(filter podman,$(notdir $(CONTAINER_ENGINE))),--format dock
 	--build-arg SOURCE=$$(git remote get-url origin 2>/dev/null || echo unknown) \
 	--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ)
 .PHONY: ci-info lint-docker lint-yaml lint-ansible lint-jenkins validate-data train-ci quality-gate \
-	base-image wheelhouse images image-scan push deploy-staging smoke rollback promote-production
+	base-image wheelhouse images image-scan push deploy-staging smoke rollback promote-production \
+	wheel deploy
 
 ci-info: ## Commit, image tag and tool versions (Jenkins "Checkout")
 	@echo "commit $$(git rev-parse HEAD 2>/dev/null || echo none)  image tag $(IMAGE_TAG)  version $(VERSION)"
@@ -114,11 +115,22 @@ lint-docker: setup ## hadolint on the Dockerfiles; compose file rendered and sch
 	$(BIN)/hadolint --config .hadolint.yaml docker/Dockerfile docker/Dockerfile.train
 	PATH="$(abspath $(BIN)):$$PATH" docker/scripts/lint-compose.sh
 
-lint-yaml: setup ## yamllint on the infrastructure YAML (.yamllint.yaml)
-	$(BIN)/yamllint -s -c .yamllint.yaml $(wildcard docker jenkins monitoring elk kubernetes ansible)
+lint-yaml: setup ## yamllint on the infrastructure YAML (.yamllint.yaml; ansible/ has ansible-lint's YAML rules)
+	$(BIN)/yamllint -s -c .yamllint.yaml $(wildcard docker jenkins monitoring elk kubernetes)
 
-lint-ansible: setup ## ansible-lint on ansible/
-	cd ansible && ../$(BIN)/ansible-lint
+ANSIBLE_INVENTORY ?= local
+
+lint-ansible: setup ## Ansible: ansible-lint (production profile) and --syntax-check of every playbook
+	cd ansible && $(abspath $(BIN))/ansible-lint
+	cd ansible && for p in site.yml deploy.yml rollback.yml; do \
+	  $(abspath $(BIN))/ansible-playbook --syntax-check -i inventories/$(ANSIBLE_INVENTORY) $$p || exit 1; done
+
+wheel: setup ## Build the project's wheel into dist/ (what the Ansible deploy installs)
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+
+deploy: wheel bootstrap ## Blue-green deploy of VERSION with ANSIBLE_INVENTORY (local: nginx on 127.0.0.1:8080)
+	cd ansible && $(abspath $(BIN))/ansible-playbook -i inventories/$(ANSIBLE_INVENTORY) deploy.yml \
+	  -e mlops_app_version=$(VERSION)
 
 lint-jenkins: ## Jenkinsfile: Groovy compile + npm-groovy-lint (CodeNarc) at error level
 	jenkins/lint.sh
