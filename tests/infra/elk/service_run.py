@@ -28,7 +28,7 @@ class ServiceRun:
     statuses: dict[str, int]  # what each driven call answered
 
 
-def _wait_for(log: Path, needle: str, timeout: float = 15.0) -> None:
+def _wait_for(log: Path, needle: str, timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if needle in log.read_text():
