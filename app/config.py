@@ -106,7 +106,7 @@ class Settings(BaseSettings):
 
     # data
     data: Path | None = None  # training data; None -> the embedded synthetic default
-    schema_path: Path = Field(default=PROJECT_ROOT / "data" / "schemas" / "uci_credit_default.yaml",
+    schema_path: Path = Field(default=PROJECT_ROOT / "data" / "schemas" / "uci_credit.yaml",
                               validation_alias="CREDIT_SCORE_SCHEMA")
     default_data: Path = PROJECT_ROOT / "data" / "synthetic" / "credit_default_synth.csv"
     default_data_rows: int = 30_000

@@ -2,7 +2,7 @@
 
 Training validation, the feature transformer, API request validation, OpenAPI docs, drift features and log
 fields are all derived from one YAML file under ``data/schemas/`` (format documented in
-``data/schemas/uci_credit_default.yaml``).
+``data/schemas/uci_credit.yaml``).
 """
 
 from __future__ import annotations

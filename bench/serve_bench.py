@@ -97,7 +97,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)")
         return 2
-    schema = DatasetSchema.load(PROJECT_ROOT / "data/schemas/uci_credit_default.yaml")
+    schema = DatasetSchema.load(PROJECT_ROOT / "data/schemas/uci_credit.yaml")
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDIT_SCORE_", "MLFLOW_"))}
     env.update(CREDIT_SCORE_MODELS_DIR=str(tmp / "models"), CREDIT_SCORE_REPORTS_DIR=str(tmp / "reports"),

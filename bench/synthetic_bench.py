@@ -25,7 +25,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     args = ap.parse_args()
-    schema = DatasetSchema.load(PROJECT_ROOT / "data/schemas/uci_credit_default.yaml")
+    schema = DatasetSchema.load(PROJECT_ROOT / "data/schemas/uci_credit.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "synth.csv"
         t0 = time.perf_counter()

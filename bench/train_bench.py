@@ -33,7 +33,7 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
-    schema = DatasetSchema.load(PROJECT_ROOT / "data/schemas/uci_credit_default.yaml")
+    schema = DatasetSchema.load(PROJECT_ROOT / "data/schemas/uci_credit.yaml")
     raw = read_table(args.data, schema) if args.data else generate_synthetic(30_000, args.seed)
     df, report = validate(raw, schema, args.folds)
     assert report.ok, report.render()

@@ -16,7 +16,7 @@ UCI_SHARED = PROJECT_ROOT.parent / "shared" / "data" / "uci_credit_default.csv"
 
 @pytest.fixture(scope="session")
 def schema() -> DatasetSchema:
-    return DatasetSchema.load(SCHEMAS / "uci_credit_default.yaml")
+    return DatasetSchema.load(SCHEMAS / "uci_credit.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 
-# one applicant with every feature of the default schema (data/schemas/uci_credit_default.yaml)
+# one applicant with every feature of the default schema (data/schemas/uci_credit.yaml)
 APPLICANT = {
     "limit_bal": 120000, "sex": 2, "education": 2, "marriage": 2, "age": 35,
     "pay_0": 0, "pay_2": 0, "pay_3": 0, "pay_4": 0, "pay_5": 0, "pay_6": 0,

@@ -50,7 +50,7 @@ SERVICE_PORT = 80
 
 EXIT_STATE, EXIT_USAGE, EXIT_ROLLOUT, EXIT_SMOKE, EXIT_SWITCH, EXIT_VERIFY, EXIT_ROLLBACK = 1, 2, 3, 4, 5, 6, 7
 
-# one applicant with every feature of the default schema (data/schemas/uci_credit_default.yaml)
+# one applicant with every feature of the default schema (data/schemas/uci_credit.yaml)
 SMOKE_APPLICANT = {
     "limit_bal": 120000, "sex": 2, "education": 2, "marriage": 2, "age": 35,
     "pay_0": 0, "pay_2": 0, "pay_3": 0, "pay_4": 0, "pay_5": 0, "pay_6": 0,

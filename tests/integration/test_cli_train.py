@@ -74,7 +74,7 @@ def test_uci_coded_columns_are_accepted(tmp_path, cli_env, small_config):
     from app.config import PROJECT_ROOT
     from app.schema import DatasetSchema
 
-    schema = DatasetSchema.load(PROJECT_ROOT / "data/schemas/uci_credit_default.yaml")
+    schema = DatasetSchema.load(PROJECT_ROOT / "data/schemas/uci_credit.yaml")
     frame = generate_synthetic(2500, seed=5).rename(columns={v: k for k, v in schema.source_columns.items()})
     p = tmp_path / "coded.csv"
     frame.to_csv(p, index=False)

@@ -26,7 +26,7 @@ def test_multiclass_schema(schema3):
     assert schema3.classes == ["Good", "Standard", "Poor"]
     assert schema3.bad_index == 2 and not schema3.is_binary
     assert schema3.feature_names == DatasetSchema.load(
-        "data/schemas/uci_credit_default.yaml").feature_names
+        "data/schemas/uci_credit.yaml").feature_names
 
 
 def test_hash_is_stable_and_content_based(schema, tmp_path):

@@ -53,7 +53,7 @@ def make_store(root: Path, versions: int) -> str:
     """An MLflow store with `versions` registered model versions; the last one is the champion."""
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # mlflow.set_tracking_uri leaves them set
         os.environ.pop(var, None)
-    schema = DatasetSchema.load(SCHEMAS / "uci_credit_default.yaml")
+    schema = DatasetSchema.load(SCHEMAS / "uci_credit.yaml")
     frame = generate_synthetic(2000, seed=7)
     settings = Settings(models_dir=root / "models", reports_dir=root / "reports")
     version = None
