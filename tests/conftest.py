@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,11 +43,29 @@ def make_settings(tmp_path: Path, **over) -> Settings:
                     default_data=tmp_path / "data" / "default.csv", **over)
 
 
+MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def clear_mlflow_env() -> None:
+    for name in MLFLOW_ENV:
+        os.environ.pop(name, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """mlflow.set_tracking_uri / set_registry_uri write these into os.environ, and Settings reads them: every
+    fixture (session-scoped ones included, which are set up before any function-scoped fixture) starts clean,
+    so a URI leaked by an earlier test or fixture never points it at another test's store."""
+    clear_mlflow_env()
+    yield
+
+
 @pytest.fixture(autouse=True)
-def _clean_mlflow_env(monkeypatch):
-    """mlflow.set_tracking_uri / set_registry_uri write these into os.environ: start every test clean."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+def _clean_mlflow_env():
+    """...and every test body too, and none leaves one behind."""
+    clear_mlflow_env()
+    yield
+    clear_mlflow_env()
 
 
 @pytest.fixture
