@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint bench bench-train bench-synthetic bench-serve clean
+.PHONY: help setup run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint monitor monitoring-check bench bench-train bench-synthetic bench-serve bench-store clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -65,13 +65,22 @@ vault-dev: setup ## Local in-memory OpenBao on 127.0.0.1:8200 set up by vault/se
 	PATH=$(CURDIR)/$(BIN):$$PATH VAULT_ADDR=$$addr VAULT_TOKEN=$$token vault/setup.sh; \
 	echo "export VAULT_ADDR=$$addr VAULT_TOKEN=$$token CREDIT_SCORE_VAULT_AUTH=token  # dev only"; wait $$pid
 
-bench: bench-synthetic bench-train bench-serve ## All benchmarks (by hand; prints ratios against in-run baselines)
+monitor: setup ## One monitor run: drift, live performance, A/B, retrain policy, retention (reports/monitor/)
+	$(BIN)/credit-score monitor
+
+monitoring-check: setup ## Prometheus: promtool check config/rules, rule unit tests, real Prometheus scraping the service
+	$(BIN)/pytest tests/integration/test_monitoring_prometheus.py tests/unit/test_monitoring_assets.py $(PYTEST_ARGS)
+
+bench: bench-synthetic bench-train bench-serve bench-store ## All benchmarks (by hand; prints ratios against in-run baselines)
 
 bench-train: setup ## Training grid: ours vs a plain imblearn cross_validate loop, same grid, same run
 	$(BIN)/python bench/train_bench.py
 
 bench-serve: setup ## /predict throughput with wrk: ours vs `mlflow models serve`, same model, same run
 	$(BIN)/python bench/serve_bench.py
+
+bench-store: setup ## /predict throughput with the prediction store on vs off (wrk), same run
+	$(BIN)/python bench/store_bench.py
 
 bench-synthetic: setup ## 1M synthetic rows: generate + validate
 	$(BIN)/python bench/synthetic_bench.py

@@ -4,6 +4,7 @@ A directory with
   bundle.json       schema, classes, bad class, threshold, classifier/sampler names, training metrics
   features.skops    the fitted :class:`~app.training.features.CreditFeatures` (skops, no pickle)
   model.ubj         XGBoost's own format, or model.skops for scikit-learn forests
+  reference_profile.json   optional: the training data's profile for drift monitoring (app/monitoring/drift.py)
   MANIFEST.sha256   "<sha256>  <file>" for every file above
 
 The bundle's identity is the sha256 of its manifest (``artifact_sha256``), which the registry stores as a tag.
@@ -29,6 +30,7 @@ from app.training.features import CreditFeatures
 
 BUNDLE_FORMAT = 1
 MANIFEST = "MANIFEST.sha256"
+PROFILE = "reference_profile.json"
 
 
 class BundleError(RuntimeError):
@@ -54,6 +56,7 @@ class ModelBundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     artifact_sha256: str | None = None
+    reference_profile: dict[str, Any] | None = None
 
     @property
     def classes(self) -> list[Any]:
@@ -107,6 +110,10 @@ class ModelBundle:
         }
         (d / "bundle.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=_json_default))
         files = ["bundle.json", "features.skops", model_file]
+        if self.reference_profile is not None:
+            (d / PROFILE).write_text(json.dumps(self.reference_profile, separators=(",", ":"),
+                                                default=_json_default))
+            files.append(PROFILE)
         manifest = "".join(f"{_sha256(d / f)}  {f}\n" for f in files)
         (d / MANIFEST).write_bytes(manifest.encode("ascii"))
         self.artifact_sha256 = hashlib.sha256(manifest.encode("ascii")).hexdigest()
@@ -159,10 +166,16 @@ def load_bundle(directory: str | Path, expected_sha256: str | None) -> ModelBund
         clf.load_model(d / info["model_file"])
     else:
         clf = _skops_load(sio, d / info["model_file"])
+    profile = json.loads((d / PROFILE).read_text()) if (d / PROFILE).is_file() and _listed(d, PROFILE) else None
     return ModelBundle(schema=DatasetSchema.from_dict(info["schema"]), features=features, classifier=clf,
                        classifier_name=info["classifier"], sampler_name=info["sampler"],
                        threshold=info["threshold"], metrics=info.get("metrics", {}), meta=info.get("meta", {}),
-                       artifact_sha256=digest)
+                       artifact_sha256=digest, reference_profile=profile)
+
+
+def _listed(d: Path, name: str) -> bool:
+    """Only files listed in the (verified) manifest are trusted."""
+    return any(line.partition("  ")[2] == name for line in (d / MANIFEST).read_text().splitlines())
 
 
 def _skops_load(sio, path: Path):

@@ -150,6 +150,38 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path = Field(default=Path("/tmp/credit-score-prometheus"),  # noqa: S108
                                            validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
+    # prediction store and feedback (app/monitoring/store.py)
+    # SQLAlchemy URL; "" or "none" disables the store. Unset: the secret database_url (Vault, or the environment
+    # variable CREDIT_SCORE_DATABASE_URL that the Vault agent renders), else sqlite:///<models_dir>/predictions.db
+    store_url: str | None = None
+    database_url: SecretStr | None = None
+    store_queue_size: int = Field(default=10_000, ge=1)  # pending items per worker before writes are dropped
+    store_batch_size: int = Field(default=500, ge=1)  # rows per INSERT (executemany)
+    store_flush_interval: float = Field(default=1.0, gt=0)  # s between flushes of a partly filled batch
+    store_retry_interval: float = Field(default=5.0, gt=0)  # s the writer waits after a failure before retrying
+    store_features: bool = True  # store feature values (drift needs them; removed after retention_days)
+    retention_days: float = Field(default=90.0, gt=0)  # predictions, feedback and monitor runs kept this long
+    feedback_token: SecretStr | None = None  # dev only; production reads it from Vault (the admin token also works)
+
+    # monitor job (app/monitoring/monitor.py): drift, live performance, retrain policy
+    monitor_window_hours: float = Field(default=24.0, gt=0)  # drift: predictions of the last N hours
+    monitor_performance_days: float = Field(default=30.0, gt=0)  # live metrics, A/B: predictions with outcomes
+    monitor_max_rows: int = Field(default=200_000, ge=100)  # newest rows read per window (bounded memory)
+    monitor_min_rows: int = Field(default=200, ge=1)  # fewer predictions in the window: no drift verdict
+    monitor_metrics_refresh: float = Field(default=15.0, gt=0)  # s between reads of the latest results (service)
+    monitor_textfile: Path | None = None  # also write the gauges for node-exporter's textfile collector
+    drift_bins: int = Field(default=10, ge=2)
+    drift_psi_threshold: float = Field(default=0.2, gt=0)  # PSI at or above this ...
+    drift_p_value: float = Field(default=0.01, gt=0, lt=1)  # ... with a KS / chi-square p-value below this = drift
+    retrain_drift_features: int = Field(default=3, ge=1)  # retrain when at least this many features drift
+    retrain_auc_floor: float = Field(default=0.65, ge=0, le=1)  # ... or the champion's live ROC-AUC is below this
+    retrain_min_labels: int = Field(default=200, ge=1)  # ... measured on at least this many outcomes
+    retrain_every_days: float = Field(default=0.0, ge=0)  # ... or the champion is older than this (0 = off)
+    retrain_cooldown_hours: float = Field(default=24.0, ge=0)  # no new monitor-started retrain within this
+    abtest_min_samples: int = Field(default=200, ge=1)  # outcomes per variant before a verdict
+    abtest_min_positives: int = Field(default=20, ge=1)  # ... of which at least this many of each class
+    abtest_alpha: float = Field(default=0.05, gt=0, lt=1)  # significance level of the DeLong test
+
     @field_validator("ab_split")
     @classmethod
     def _share(cls, v: float) -> float:
@@ -169,6 +201,16 @@ class Settings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return self.state_dir or self.models_dir / "jobs"
+
+    @property
+    def prediction_store_url(self) -> str | None:
+        """The prediction store's SQLAlchemy URL, or None when the store is disabled."""
+        if self.store_url is None:
+            if self.database_url is not None and self.database_url.get_secret_value().strip():
+                return self.database_url.get_secret_value().strip()
+            return f"sqlite:///{self.models_dir.resolve() / 'predictions.db'}"
+        url = self.store_url.strip()
+        return None if url.lower() in ("", "none", "off", "false") else url
 
     @property
     def artifact_root(self) -> str:

@@ -10,6 +10,7 @@ worker can read.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -121,10 +122,13 @@ def run(job_id: str) -> int:
     except subprocess.TimeoutExpired:
         status.update(status="failed", error=f"timed out after {settings.retrain_timeout} s")
     status.update(finished_at=_now(), duration_s=round(time.perf_counter() - t0, 3))
-    _write(path, status)
     from app.monitoring.metrics import metrics
 
-    metrics().retrains.labels(outcome=status["status"]).inc()
+    # count first, then publish the final status: a reader that sees it finds the lock free moments later.
+    # Best effort: a metrics problem (e.g. PROMETHEUS_MULTIPROC_DIR missing) must not lose the job's status.
+    with contextlib.suppress(Exception):
+        metrics().retrains.labels(outcome=status["status"]).inc()
+    _write(path, status)
     return 0
 
 

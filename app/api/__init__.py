@@ -12,11 +12,11 @@ log = logging.getLogger("credit_score.access")
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import docs, health, model, predict, v2
+    from app.api import docs, feedback, health, model, predict, v2
     from app.api.errors import register_error_handlers
     from app.monitoring.metrics import metrics
 
-    for bp in (health.bp, predict.bp, model.bp, v2.bp, docs.bp):
+    for bp in (health.bp, predict.bp, model.bp, v2.bp, docs.bp, feedback.bp):
         app.register_blueprint(bp)
     register_error_handlers(app)
     m = metrics()

@@ -37,6 +37,26 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+_FEEDBACK_RESULT = {"type": "object", "required": ["received", "recorded", "duplicates", "unknown", "conflicts"],
+                    "properties": {"received": {"type": "integer"}, "recorded": {"type": "integer"},
+                                   "duplicates": {"type": "integer"},
+                                   "unknown": {"type": "array", "items": {"type": "string"}},
+                                   "conflicts": {"type": "array", "items": {"type": "object"}}}}
+
+
+def feedback_body(classes: list[str], max_rows: int, strict: bool) -> dict[str, Any]:
+    item = {"type": "object", "required": ["request_id", "outcome"], "additionalProperties": not strict,
+            "properties": {
+                "request_id": {"type": "string", "minLength": 1, "maxLength": 160,
+                               "description": "The request id of the prediction (<id>/<row> for batch rows)"},
+                "outcome": {"anyOf": [{"type": "integer"}, {"type": "string"}],
+                            "description": f"The observed class: one of {classes}"},
+                "observed_at": {"type": ["string", "null"], "format": "date-time"}}}
+    many = {"type": "object", "required": ["outcomes"], "additionalProperties": not strict, "properties": {
+        "outcomes": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": item}}}
+    return {"anyOf": [item, many]}
+
+
 def build_spec(applicant: dict[str, Any], classes: list[str], max_rows: int, model_name: str,
                strict: bool = True) -> dict[str, Any]:
     reason = {"type": "object", "properties": {
@@ -109,6 +129,13 @@ def build_spec(applicant: dict[str, Any], classes: list[str], max_rows: int, mod
                 "summary": "A retrain job's status (admin)", "security": admin,
                 "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {**_ok(job), **_errors(401, 403, 404)}}},
+            "/feedback": {"post": {
+                "summary": "Observed outcomes for earlier predictions, by request id (feedback or admin token)",
+                "security": admin, "requestBody": _body(feedback_body(classes, max_rows, strict)),
+                "responses": {**_ok(_FEEDBACK_RESULT), **_errors(400, 401, 403, 413, 415, 422),
+                              "503": {"description": "The prediction store is disabled or unavailable",
+                                      "content": {"application/json": {
+                                          "schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/v2/health/live": {"get": {"summary": "OIP v2 liveness", "responses": _ok({"type": "object"})}},

@@ -47,4 +47,8 @@ def prometheus():
         m.model_info.labels(*labels).set(1)
     st.info_labels = current
     m.model_loaded.set(1 if snap.champion else 0)
-    return Response(exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+    body = exposition()
+    if st.writer is not None:  # the monitor job's latest gauges (drift, live performance), read by the writer
+        st.writer.ensure_started()
+        body += st.writer.monitor_text.encode()
+    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,18 @@ def record(model: ServedModel, variant: str, pred: Prediction, row: np.ndarray |
     log.info("prediction", extra=extra)
 
 
+def store(model: ServedModel, variant: str, preds: list[Prediction], X: np.ndarray, batch: bool,  # noqa: N803
+          shadow: bool = False) -> None:
+    """Queue the predictions for the prediction store: one tuple, no I/O (the writer's thread does that)."""
+    st = state()
+    if st.writer is None:
+        return
+    proba = preds[0].probabilities if len(preds) == 1 else np.vstack([p.probabilities for p in preds])
+    st.writer.submit((g.request_id, time.time(), model.name, model.version, variant, shadow, batch,
+                      [p.label for p in preds], proba, model.bad_index, X if st.settings.store_features else None,
+                      model.schema.feature_names))
+
+
 @bp.post("/predict")
 def predict_one():
     st = state()
@@ -107,9 +120,11 @@ def predict_one():
     explain = explain_mode(st.settings.explain)
     pred = r.model.predict_rows(row[None, :], explain)[0]
     record(r.model, r.variant, pred, row)
+    store(r.model, r.variant, [pred], row, batch=False)
     if r.shadow is not None:
         shadow_pred = r.shadow.predict_rows(row[None, :], None)[0]
         record(r.shadow, "challenger", shadow_pred, row, shadow=True)
+        store(r.shadow, "challenger", [shadow_pred], row, batch=False, shadow=True)
     out = {"request_id": g.request_id, **describe(r.model, pred, row, r.variant, explain, st.settings.reason_codes)}
     return jsonify(out)
 
@@ -139,5 +154,6 @@ def predict_batch():
     results = [describe(r.model, p, X[i], r.variant, explain, k) for i, p in enumerate(preds)]
     for p in preds:
         record(r.model, r.variant, p, None)
+    store(r.model, r.variant, preds, X, batch=True)
     return jsonify({"request_id": g.request_id, "model": {"name": r.model.name, "version": r.model.version},
                     "variant": r.variant, "count": len(results), "predictions": results})

@@ -14,7 +14,7 @@ import numpy as np
 from flask import Blueprint, g, jsonify
 
 from app.api.body import json_body
-from app.api.predict import champion_route, record
+from app.api.predict import champion_route, record, store
 from app.api.state import state
 from app.serving.validation import RequestError
 
@@ -68,6 +68,7 @@ def infer(name: str):
     preds = model.predict_rows(X, None)
     for p in preds:
         record(model, r.variant, p, None)
+    store(model, r.variant, preds, X, batch=True)
     outputs: list[dict[str, Any]] = [
         {"name": "prediction", "datatype": "BYTES", "shape": [len(preds)], "data": [str(p.label) for p in preds]},
         {"name": "probability", "datatype": "FP64", "shape": [len(preds)],

@@ -29,10 +29,28 @@ class Metrics:
     reloads: Counter
     retrains: Counter
     rejected: Counter
+    store_written: Counter
+    store_dropped: Counter
+    store_queue: Gauge
+    feedback: Counter
+
+
+RETRAIN_OUTCOMES = ("started", "rejected_busy", "succeeded", "gate_failed", "failed")
+DROP_REASONS = ("queue_full", "store_error", "shutdown")
 
 
 @lru_cache(maxsize=1)
 def metrics() -> Metrics:
+    m = _create()
+    # series that alerts take rate()/increase() of exist from the start at 0, so their first increment counts
+    for outcome in RETRAIN_OUTCOMES:
+        m.retrains.labels(outcome=outcome)
+    for reason in DROP_REASONS:
+        m.store_dropped.labels(reason=reason)
+    return m
+
+
+def _create() -> Metrics:
     g_mode = "liveall" if multiprocess_enabled() else None
     kw = {"multiprocess_mode": g_mode} if g_mode else {}
     return Metrics(
@@ -50,6 +68,12 @@ def metrics() -> Metrics:
         retrains=Counter("credit_score_retrain_jobs_total", "Retrain jobs by outcome", ["outcome"]),
         rejected=Counter("credit_score_rejected_requests_total", "Requests rejected by validation",
                          ["endpoint", "status"]),
+        store_written=Counter("credit_score_store_written_total", "Prediction records written to the store"),
+        store_dropped=Counter("credit_score_store_dropped_total",
+                              "Prediction records not written (queue_full, store_error, shutdown)", ["reason"]),
+        store_queue=Gauge("credit_score_store_queue_depth", "Prediction store items waiting to be written",
+                          **({"multiprocess_mode": "livesum"} if g_mode else {})),
+        feedback=Counter("credit_score_feedback_total", "Outcomes received on /feedback by result", ["result"]),
     )
 
 

@@ -42,8 +42,11 @@ schema <code>{{ schema_name }}</code>; {{ folds }}-fold stratified CV on {{ trai
 <h2>Plots</h2>
 {% for name, data in images %}<figure style="display:inline-block"><img alt="{{ name }}" src="data:image/png;base64,{{ data }}"><figcaption>{{ name }}</figcaption></figure>{% endfor %}
 {% if fairness %}<h2>Fairness on the holdout (per protected group)</h2>
-<table><tr><th>feature</th><th>group</th><th>rows</th><th>approval rate</th><th>TPR</th><th>FPR</th></tr>
-{% for f in fairness %}<tr><td>{{ f.feature }}</td><td>{{ f.group }}</td><td>{{ f.rows }}</td><td>{{ "%.3f"|format(f.approval_rate) }}</td><td>{{ "%.3f"|format(f.tpr) }}</td><td>{{ "%.3f"|format(f.fpr) }}</td></tr>{% endfor %}</table>{% endif %}
+<table><tr><th>feature</th><th>group</th><th>rows</th><th>approval rate</th><th>approval ratio (vs best group)</th><th>TPR</th><th>FPR</th></tr>
+{% for f in fairness %}<tr><td>{{ f.feature }}</td><td>{{ f.group }}</td><td>{{ f.rows }}</td><td>{{ "%.3f"|format(f.approval_rate) }}</td><td>{{ "%.3f"|format(f.approval_ratio) }}</td><td>{{ "%.3f"|format(f.tpr) }}</td><td>{{ "%.3f"|format(f.fpr) }}</td></tr>{% endfor %}</table>
+{% if fairness_ratios %}<h3>Ratios between groups (lowest / highest rate per feature; approval below 0.8 is flagged: four-fifths rule)</h3>
+<table><tr><th>feature</th><th>rate</th><th>ratio</th><th>lowest group</th><th>highest group</th></tr>
+{% for r in fairness_ratios %}<tr><td>{{ r.feature }}</td><td>{{ r.metric }}</td><td{% if r.flag %} class="fail"{% endif %}>{{ "%.3f"|format(r.ratio) }}</td><td>{{ r.min_group }} ({{ "%.3f"|format(r.min) }})</td><td>{{ r.max_group }} ({{ "%.3f"|format(r.max) }})</td></tr>{% endfor %}</table>{% endif %}{% endif %}
 </body></html>
 """
 

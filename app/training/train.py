@@ -19,6 +19,8 @@ from sklearn.model_selection import train_test_split
 from app.bundle import BundleError, ModelBundle
 from app.config import PROJECT_ROOT, Settings, TrainingConfig
 from app.datasets import file_sha256, read_table
+from app.monitoring.drift import build_profile
+from app.monitoring.fairness import fairness_ratios
 from app.registry import CHALLENGER, CHAMPION, Registry, RegistryError
 from app.schema import DatasetSchema
 from app.training.gate import GateResult, evaluate_gate
@@ -110,24 +112,28 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
         + f"; gate {'passed' if gate.passed else 'FAILED: ' + '; '.join(gate.reasons)}")
 
     data_sha = file_sha256(data_path)
+    # drift reference: training rows' feature distributions and the holdout's score distribution
+    profile = build_profile(schema, X_tr, proba_ho[:, bad], bins=settings.drift_bins, seed=seed)
     bundle = ModelBundle(schema=schema, features=final.named_steps["features"],
                          classifier=final.named_steps["classifier"], classifier_name=best.classifier,
                          sampler_name=best.sampler, threshold=threshold,
                          metrics={"cv": cv, "holdout": holdout, "selection_metric": metric},
-                         meta={"trained_at": _now(), "data_sha256": data_sha, "data_rows": len(df)})
+                         meta={"trained_at": _now(), "data_sha256": data_sha, "data_rows": len(df)},
+                         reference_profile=profile)
     run_dir = Path(tempfile.mkdtemp(prefix="credit-score-train-"))
     artifact_sha = bundle.save(run_dir / "bundle")
     duration = time.perf_counter() - t0
     grid_rows = [_grid_row(r, r is best) for r in results]
     report_dir = settings.reports_dir / time.strftime("%Y%m%d-%H%M%S")
+    fairness = fairness_table(schema, X_ho, y_ho, proba_ho, threshold)
     report_path = write_report(report_dir, {
         "data_path": str(data_path), "rows": len(df), "data_sha": data_sha, "schema_name": schema.name,
         "folds": cfg.cv_folds, "train_rows": len(y_tr), "holdout_rows": len(y_ho), "seed": seed,
         "duration": duration, "selected": best.label, "selection_metric": metric, "threshold": threshold,
         "threshold_objective": cfg.threshold_objective, "gate": gate, "grid": grid_rows, "cv": cv,
         "holdout": holdout, "classes": [str(c) for c in schema.classes], "bad_index": bad,
-        "confusion": holdout_full["confusion_matrix"],
-        "fairness": fairness_table(schema, X_ho, y_ho, proba_ho, threshold)},
+        "confusion": holdout_full["confusion_matrix"], "fairness": fairness,
+        "fairness_ratios": fairness_ratios(fairness)},
         y_ho, proba_ho, _importances(bundle))
 
     tags = lineage_tags(schema, data_sha, len(df), bundle, artifact_sha, gate)
@@ -174,6 +180,8 @@ def _record(registry, settings, cfg, bundle, bundle_dir, report_dir, tags, gate,
                 key = f"grid.{r.classifier}.{r.sampler}"
                 mlflow.log_metrics({f"{key}.{k}": v for k, v in r.mean().items() if np.isfinite(v)})
         mlflow.log_dict(gate.to_dict(), "gate.json")
+        if bundle.reference_profile is not None:
+            mlflow.log_dict(bundle.reference_profile, "reference_profile.json")
         mlflow.log_artifacts(str(report_dir), "report")
         mlflow.set_tags({"gate_passed": str(gate.passed).lower()})
         run_id = run.info.run_id
@@ -242,29 +250,12 @@ def _importances(bundle: ModelBundle) -> list[tuple[str, float]]:
 
 def fairness_table(schema: DatasetSchema, X: np.ndarray, y: np.ndarray, proba: np.ndarray,  # noqa: N803
                    threshold: float | None) -> list[dict[str, Any]]:
-    """Per protected group: approval rate (not predicted bad), TPR and FPR for the bad class."""
+    """Per protected group: approval rate (not predicted bad), TPR and FPR for the bad class, and the approval
+    rate relative to the best-approved group (app/monitoring/fairness.py; the monitor uses the same table)."""
+    from app.monitoring.fairness import fairness_table as table
+
     pred_bad = predict_labels(proba, schema.bad_index, threshold) == schema.bad_index
-    is_bad = y == schema.bad_index
-    rows = []
-    for f in schema.features:
-        if not f.protected:
-            continue
-        col = X[:, schema.feature_names.index(f.name)]
-        if f.type == "categorical":
-            groups = [(str((f.labels or {}).get(c, c)), col == float(c)) for c in f.categories]
-        else:
-            edges = [0, 30, 45, 60, np.inf]
-            groups = [(f"{int(lo)}-{'' if hi == np.inf else int(hi) - 1}", (col >= lo) & (col < hi))
-                      for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-        for name, mask in groups:
-            if mask.sum() == 0:
-                continue
-            pos, neg = mask & is_bad, mask & ~is_bad
-            rows.append({"feature": f.name, "group": name, "rows": int(mask.sum()),
-                         "approval_rate": float(1 - pred_bad[mask].mean()),
-                         "tpr": float(pred_bad[pos].mean()) if pos.any() else float("nan"),
-                         "fpr": float(pred_bad[neg].mean()) if neg.any() else float("nan")})
-    return rows
+    return table(schema, X, y == schema.bad_index, pred_bad)
 
 
 def _now() -> str:

@@ -22,7 +22,9 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(store, tmp_pat
     exe = which("schemathesis")
     assert exe, "schemathesis is a dev dependency (requirements-dev.txt)"
     tmp, _ = store
-    s = Server(server_env(tmp, CREDIT_SCORE_LOG_LEVEL="WARNING"), free_port(), tmp / "st-server.log")
+    # the header's token is the feedback token, not the admin token: /feedback is exercised past authentication
+    s = Server(server_env(tmp, CREDIT_SCORE_LOG_LEVEL="WARNING", CREDIT_SCORE_FEEDBACK_TOKEN="not-the-admin-token"),
+               free_port(), tmp / "st-server.log")
     try:
         proc = subprocess.run(
             [exe, "run", f"{s.base}/openapi.json", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
@@ -33,5 +35,5 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(store, tmp_pat
         s.stop()
     summary = proc.stdout[-4000:]
     assert proc.returncode == 0, summary
-    assert "Tested: 13" in proc.stdout and "generated" in proc.stdout
+    assert "Tested: 14" in proc.stdout and "generated" in proc.stdout
     assert "unhandled error" not in (tmp / "st-server.log").read_text()

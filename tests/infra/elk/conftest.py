@@ -26,12 +26,12 @@ def filebeat_bin() -> str:
 @pytest.fixture(scope="session")
 def shipped(tmp_path_factory, filebeat_bin, service_run):
     """The real Filebeat with elk/filebeat/filebeat.yml (output switched from Logstash to a file) reading the
-    service's log file: (events, FilebeatRun)."""
+    service's log files (the service, its store-outage run, the monitor job): (events, FilebeatRun)."""
     work = tmp_path_factory.mktemp("filebeat-host")
     run = FilebeatRun(filebeat_bin, work)
     config = private_copy(FILEBEAT_HOST, work / "filebeat.yml")
     events = run.ingest(config, expected=len(service_run.raw),
-                        env={"CREDIT_SCORE_LOG_GLOB": str(service_run.log)},
+                        env={"CREDIT_SCORE_LOG_GLOB": str(service_run.log.parent / "credit-score*.log")},
                         overrides=("output.logstash.enabled=false",))
     return events, run
 

@@ -101,6 +101,8 @@ def compatible(value: Any, spec: dict[str, Any]) -> bool:
     kind = spec.get("type", "object")
     if value is None:
         return True  # nulls are not indexed (Filebeat drops them)
+    if isinstance(value, list):  # an array: Elasticsearch indexes each value with the field's mapping
+        return kind != "object" and all(not isinstance(v, (list, dict)) and compatible(v, spec) for v in value)
     types = COMPATIBLE.get(kind)
     if types is None:
         return False

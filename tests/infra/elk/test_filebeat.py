@@ -79,7 +79,9 @@ def test_filebeat_ships_the_service_log_with_our_fields(shipped, service_run):
     events, _ = shipped
     assert len(events) == len(service_run.raw)
     fields = mapped_fields()
-    by_offset = sorted(events, key=lambda e: e["log"]["offset"])
+    files = [str(f) for f in service_run.logs]
+    assert {e["log"]["file"]["path"] for e in events} == set(files)
+    by_offset = sorted(events, key=lambda e: (files.index(e["log"]["file"]["path"]), e["log"]["offset"]))
     for source, event in zip(service_run.lines, by_offset, strict=True):
         assert "error" not in event or event["error"].get("type") != "json", event
         got = flatten({k: v for k, v in event.items() if k != "@metadata"}, fields)

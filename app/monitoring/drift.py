@@ -1,0 +1,182 @@
+"""Reference profiles and drift statistics.
+
+A reference profile is computed from the training data when a model is trained and travels inside the model
+bundle (``reference_profile.json``, listed in the bundle's manifest, so it is verified with the model):
+
+* numeric and integer features: interior cut points at the training quantiles (``bins`` of them at most;
+  duplicates merged for discrete values), the share of training rows in each bin, the missing rate, and a
+  seeded sample of at most ``sample_size`` values for the two-sample Kolmogorov-Smirnov test;
+* categorical features: the share of each category (plus an ``other`` bucket) and the missing rate;
+* the score: the same as a numeric feature, for the predicted probability of the bad class on the holdout.
+
+Drift of a window of live values against a profile entry:
+
+* PSI (population stability index) over the profile's bins: ``sum((a - e) * ln(a / e))`` with shares floored
+  at 1e-4; rule of thumb: < 0.1 stable, 0.1-0.25 moderate, > 0.25 major;
+* numeric: ``scipy.stats.ks_2samp`` against the reference sample; categorical: chi-square test of
+  homogeneity (``scipy.stats.chi2_contingency``) between reference and live counts;
+* a feature drifts when PSI >= ``psi_threshold`` **and** the test's p-value < ``p_value``: PSI alone is biased
+  upwards on small windows, a p-value alone flags negligible shifts on large ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+PROFILE_FORMAT = 1
+EPS = 1e-4
+OTHER = "other"
+
+
+# ---- building a profile ----------------------------------------------------------------------------------
+def _cuts(values: np.ndarray, bins: int) -> list[float]:
+    """Interior cut points at the quantiles; a value v falls in bin ``searchsorted(cuts, v, side="right")``."""
+    if values.size == 0:
+        return []
+    qs = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    cuts = np.unique(qs)
+    # a cut equal to the minimum leaves the first bin empty for discrete data: drop it
+    return [float(c) for c in cuts if c > values.min()]
+
+
+def bin_index(cuts: list[float] | np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(cuts, dtype=float), values, side="right")
+
+
+def _numeric_entry(values: np.ndarray, bins: int, sample_size: int, rng: np.random.Generator) -> dict[str, Any]:
+    finite = values[np.isfinite(values)]
+    cuts = _cuts(finite, bins)
+    counts = np.bincount(bin_index(cuts, finite), minlength=len(cuts) + 1)
+    sample = finite if finite.size <= sample_size else rng.choice(finite, sample_size, replace=False)
+    return {"type": "numeric", "cuts": cuts, "expected": (counts / max(finite.size, 1)).tolist(),
+            "rows": int(finite.size), "missing_rate": float(1 - finite.size / max(values.size, 1)),
+            "mean": float(finite.mean()) if finite.size else None,
+            "sample": [float(v) for v in np.sort(sample)]}
+
+
+def _categorical_entry(values: np.ndarray, categories: list[Any]) -> dict[str, Any]:
+    present = values[~np.isnan(values)]
+    cats = [str(c) for c in categories]
+    counts = [int(np.sum(present == float(c))) for c in categories]
+    other = int(present.size - sum(counts))
+    return {"type": "categorical", "categories": cats + [OTHER],
+            "expected": [c / max(present.size, 1) for c in counts + [other]], "counts": counts + [other],
+            "rows": int(present.size), "missing_rate": float(1 - present.size / max(values.size, 1))}
+
+
+def build_profile(schema, X: np.ndarray, score: np.ndarray | None, bins: int = 10,  # noqa: N803
+                  sample_size: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The reference profile of training rows ``X`` (schema feature order) and holdout ``score`` (P(bad))."""
+    rng = np.random.default_rng(seed)
+    X = np.asarray(X, dtype=float)  # noqa: N806
+    feats: dict[str, Any] = {}
+    for j, f in enumerate(schema.features):
+        col = X[:, j]
+        if f.type == "categorical":
+            feats[f.name] = _categorical_entry(col, list(f.categories or []))
+        else:
+            feats[f.name] = _numeric_entry(col, bins, sample_size, rng)
+        feats[f.name]["protected"] = bool(f.protected)
+    out = {"format": PROFILE_FORMAT, "schema": schema.name, "schema_sha256": schema.sha256, "rows": int(len(X)),
+           "bins": bins, "seed": seed, "features": feats, "score": None}
+    if score is not None:
+        out["score"] = _numeric_entry(np.asarray(score, dtype=float), bins, sample_size, rng)
+        out["score"]["class"] = str(schema.target.bad_class)
+    return out
+
+
+# ---- comparing a window to a profile ---------------------------------------------------------------------
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    e = np.maximum(np.asarray(expected, dtype=float), EPS)
+    a = np.maximum(np.asarray(actual, dtype=float), EPS)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+@dataclass
+class FeatureDrift:
+    feature: str
+    kind: str  # numeric | categorical | score
+    rows: int
+    psi: float
+    test: str  # ks | chi2
+    statistic: float
+    p_value: float
+    missing_rate: float
+    reference_missing_rate: float
+    drifted: bool
+    expected: list[float]
+    actual: list[float]
+    bins: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.__dict__.items()}
+
+
+def _bin_labels(cuts: list[float]) -> list[str]:
+    if not cuts:
+        return ["all"]
+    c = [f"{v:g}" for v in cuts]
+    return [f"< {c[0]}", *[f"[{c[i]}, {c[i + 1]})" for i in range(len(c) - 1)], f">= {c[-1]}"]
+
+
+def feature_drift(name: str, entry: dict[str, Any], values: np.ndarray, psi_threshold: float = 0.2,
+                  p_threshold: float = 0.01, kind: str | None = None) -> FeatureDrift:
+    """Drift of ``values`` (NaN = missing) against one profile entry."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    present = values[~np.isnan(values)]
+    missing = float(1 - present.size / values.size) if values.size else float("nan")
+    if entry["type"] == "categorical":
+        cats = entry["categories"]
+        codes = [float(c) for c in cats[:-1]]
+        counts = [int(np.sum(present == c)) for c in codes]
+        counts.append(int(present.size - sum(counts)))
+        actual = np.asarray(counts, dtype=float) / max(present.size, 1)
+        ref_counts = np.asarray(entry.get("counts") or np.asarray(entry["expected"]) * entry["rows"], dtype=float)
+        table = np.vstack([ref_counts, counts])
+        table = table[:, table.sum(axis=0) > 0]
+        if present.size and table.shape[1] >= 2:
+            chi = stats.chi2_contingency(table, correction=False)
+            stat, p = float(chi.statistic), float(chi.pvalue)
+        else:
+            stat, p = 0.0, 1.0
+        test, bins = "chi2", list(cats)
+    else:
+        cuts = entry["cuts"]
+        actual = np.bincount(bin_index(cuts, present), minlength=len(cuts) + 1) / max(present.size, 1)
+        if present.size and entry["sample"]:
+            ks = stats.ks_2samp(np.asarray(entry["sample"]), present)
+            stat, p = float(ks.statistic), float(ks.pvalue)
+        else:
+            stat, p = 0.0, 1.0
+        test, bins = "ks", _bin_labels(cuts)
+    value = psi(entry["expected"], actual) if present.size else float("nan")
+    drifted = bool(present.size and value >= psi_threshold and p < p_threshold)
+    return FeatureDrift(feature=name, kind=kind or entry["type"], rows=int(present.size), psi=value, test=test,
+                        statistic=stat, p_value=p, missing_rate=missing,
+                        reference_missing_rate=float(entry.get("missing_rate", 0.0)), drifted=drifted,
+                        expected=[round(float(v), 6) for v in entry["expected"]],
+                        actual=[round(float(v), 6) for v in actual], bins=bins)
+
+
+def drift_report(profile: dict[str, Any], X: np.ndarray, names: list[str], score: np.ndarray | None = None,  # noqa: N803
+                 psi_threshold: float = 0.2, p_threshold: float = 0.01) -> dict[str, Any]:
+    """Drift of every profiled feature in ``X`` (columns named by ``names``) and of the score."""
+    X = np.asarray(X, dtype=float)  # noqa: N806
+    out = []
+    for j, name in enumerate(names):
+        entry = profile["features"].get(name)
+        if entry is None:
+            continue
+        out.append(feature_drift(name, entry, X[:, j], psi_threshold, p_threshold))
+    score_drift = None
+    if score is not None and profile.get("score"):
+        score_drift = feature_drift("score", profile["score"], np.asarray(score, dtype=float), psi_threshold,
+                                    p_threshold, kind="score")
+    drifted = [d.feature for d in out if d.drifted]
+    return {"features": out, "score": score_drift, "drifted": drifted, "rows": int(len(X))}
