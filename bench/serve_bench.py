@@ -3,8 +3,9 @@
     python bench/serve_bench.py [--duration 20] [--connections 16]
 
 1. Trains an XGBoost model on the UCI data (../shared/data when present, else synthetic) into a temporary store.
-2. Starts `credit-score serve` (2 workers) and drives single-row /predict (a real UCI row, default response
-   with reason codes) with wrk, then /health for the same time.
+2. Starts `credit-score serve` (2 workers, default settings: INFO JSON logs to a file, the prediction store on)
+   and drives single-row /predict (a real UCI row, default response with reason codes) with wrk, then /health
+   for the same time.
 3. Times /predict/batch with 10,000 rows.
 4. Starts `mlflow models serve` as users run it (its default settings) on the same version and drives
    /invocations with the same row.
@@ -101,7 +102,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDIT_SCORE_", "MLFLOW_"))}
     env.update(CREDIT_SCORE_MODELS_DIR=str(tmp / "models"), CREDIT_SCORE_REPORTS_DIR=str(tmp / "reports"),
-               PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"), CREDIT_SCORE_LOG_LEVEL="WARNING")
+               PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"))  # default settings: INFO logs, prediction store on
     data = UCI if UCI.exists() else tmp / "synthetic.csv"
     if not UCI.exists():
         generate_synthetic(30_000, 42).to_csv(data, index=False)
@@ -119,8 +120,9 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
 
     port = free_port()
+    log = (tmp / "ours.log").open("w")  # its JSON log lines (one per request, one per prediction) go to a file
     ours = subprocess.Popen([str(BIN / "credit-score"), "serve", "--port", str(port), "--workers", "2"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/ready")
@@ -139,6 +141,7 @@ def main() -> int:
         batch_s = sorted(times)[1]
     finally:
         stop(ours)
+        log.close()
 
     mport = free_port()
     menv = dict(env, MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'models' / 'mlflow.db'}",

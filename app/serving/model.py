@@ -1,7 +1,8 @@
 """The served model: load (verified), readiness, and predictions with reason codes. Knows nothing of HTTP.
 
 Reason codes are per-feature attributions that add up to the model's margin: for XGBoost the log-odds
-(``pred_contribs``; ``approx_contribs=True`` for the fast default, exact TreeSHAP otherwise), for a
+(``pred_contribs``; ``approx_contribs=True`` for the fast default, exact TreeSHAP otherwise; the fast default
+for a few rows is the same attribution computed in numpy, see ``xgb_paths``), for a
 RandomForest the probability of the bad class (Saabas path attribution by default, exact TreeSHAP via
 ``shap`` when asked). Attributions of engineered columns are folded back onto the schema's features.
 """
@@ -15,7 +16,10 @@ from typing import Any
 import numpy as np
 
 from app.bundle import ModelBundle
+from app.serving.xgb_paths import TreePaths
 from app.training.metrics import predict_labels
+
+PATHS_MAX_ROWS = 4  # up to this many rows numpy walks the trees (app/serving/xgb_paths.py); XGBoost beyond
 
 
 @dataclass
@@ -48,9 +52,11 @@ class ServedModel:
         self.threshold = self.bundle.threshold
         self.features = self.bundle.features
         self.is_xgb = self.bundle.classifier_name == "xgboost"
+        self.paths: TreePaths | None = None
         if self.is_xgb:
             self.booster = self.bundle.classifier.get_booster()
             self.booster.set_param({"nthread": 1})
+            self.paths = TreePaths.from_booster(self.booster)  # None: XGBoost answers every request
         self._exact_explainer = None
 
     # ---- predictions ---------------------------------------------------------------------------------
@@ -76,6 +82,13 @@ class ServedModel:
         return out
 
     def _xgb(self, Z: np.ndarray, explain: str | None):  # noqa: N803
+        if self.paths is not None and explain != "exact" and len(Z) <= PATHS_MAX_ROWS:
+            margin, contrib, bias = self.paths.explain(Z)
+            p1 = 1.0 / (1.0 + np.exp(-margin))
+            proba = np.column_stack([1.0 - p1, p1])
+            if not explain:
+                return proba, None, None
+            return (proba, contrib, bias) if self.bad_index == 1 else (proba, -contrib, -bias)
         from xgboost import DMatrix
 
         dm = DMatrix(Z, nthread=1)
