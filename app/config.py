@@ -147,6 +147,13 @@ class Settings(BaseSettings):
     retrain_config: Path | None = None  # training config YAML for retrain jobs
     retrain_promote: Literal["challenger", "champion", "none"] = "challenger"  # policy after a passed gate
     retrain_timeout: int = 3600  # s
+    # where retrain jobs run: "process" (a subprocess of the service, app/jobs.py) or "kubernetes" (a Job from
+    # the kube_train_cronjob CronJob's template, with the training image; app/kube_jobs.py)
+    job_runner: Literal["process", "kubernetes"] = "process"
+    kube_train_cronjob: str = "credit-score-train"
+    kube_api_url: str | None = None  # default: the in-cluster API (KUBERNETES_SERVICE_HOST)
+    kube_namespace: str | None = None  # default: the pod's namespace (service account)
+    kube_token_file: Path | None = None  # default: the pod's service-account token
     prometheus_multiproc_dir: Path = Field(default=Path("/tmp/credit-score-prometheus"),  # noqa: S108
                                            validation_alias="PROMETHEUS_MULTIPROC_DIR")
 

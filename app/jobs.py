@@ -1,4 +1,5 @@
 """Retrain jobs: the training pipeline in a separate process, one at a time, with a status file.
+(``CREDIT_SCORE_JOB_RUNNER=kubernetes``: a Kubernetes Job instead, see app/kube_jobs.py.)
 
 ``start()`` takes an exclusive ``flock`` on ``<jobs_dir>/retrain.lock`` without blocking (another job running:
 :class:`JobBusy`), writes the job's status file, and starts ``python -m app.jobs <id>`` in its own session,
@@ -47,6 +48,10 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
     if not job_id.isalnum() or len(job_id) > 64:
         return None
+    if settings.job_runner == "kubernetes":
+        from app import kube_jobs
+
+        return kube_jobs.read_status(settings, job_id)
     path = _status_path(settings.jobs_dir, job_id)
     try:
         return json.loads(path.read_text())
@@ -55,7 +60,12 @@ def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
 
 
 def start(settings: Settings, reason: str = "api") -> dict[str, Any]:
-    """Start a retrain job or raise JobBusy; returns the initial status."""
+    """Start a retrain job or raise JobBusy; returns the initial status. With the Kubernetes runner, a Job
+    (app/kube_jobs.py; its errors are app.kube_jobs.KubeError)."""
+    if settings.job_runner == "kubernetes":
+        from app import kube_jobs
+
+        return kube_jobs.start(settings, reason)
     jobs = settings.jobs_dir
     jobs.mkdir(parents=True, exist_ok=True)
     fd = os.open(jobs / LOCK, os.O_RDWR | os.O_CREAT, 0o640)
@@ -78,6 +88,21 @@ def start(settings: Settings, reason: str = "api") -> dict[str, Any]:
         return status
     finally:
         os.close(fd)  # the child holds its own copy of the locked descriptor
+
+
+def recent(settings: Settings) -> list[dict[str, Any]]:
+    """Status documents of the retrain jobs on record, newest first."""
+    if settings.job_runner == "kubernetes":
+        from app import kube_jobs
+
+        return kube_jobs.recent(settings)
+    found = []
+    for p in settings.jobs_dir.glob("*.json"):
+        try:
+            found.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return sorted(found, key=lambda j: j.get("created_at") or "", reverse=True)
 
 
 def _job_env(settings: Settings) -> dict[str, str]:

@@ -29,6 +29,11 @@ def _errors(*codes: int) -> dict[str, Any]:
         "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
 
 
+def _unavailable(description: str) -> dict[str, Any]:
+    return {"503": {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}}}
+
+
 def _ok(schema: dict[str, Any], description: str = "OK", code: str = "200") -> dict[str, Any]:
     return {code: {"description": description, "content": {"application/json": {"schema": schema}}}}
 
@@ -124,11 +129,13 @@ def build_spec(applicant: dict[str, Any], classes: list[str], max_rows: int, mod
                 "requestBody": {"required": False, "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"reason": {"type": "string"}}, "additionalProperties": False}}}},
                 "responses": {**_ok({"type": "object", "properties": {"job_id": {"type": "string"}}},
-                                    "Job accepted", "202"), **_errors(400, 401, 403, 409, 413, 415, 422)}}},
+                                    "Job accepted", "202"), **_errors(400, 401, 403, 409, 413, 415, 422),
+                              **_unavailable("The job runner (Kubernetes API) is unavailable")}}},
             "/model/retrain/{job_id}": {"get": {
                 "summary": "A retrain job's status (admin)", "security": admin,
                 "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {**_ok(job), **_errors(401, 403, 404)}}},
+                "responses": {**_ok(job), **_errors(401, 403, 404),
+                              **_unavailable("The job runner (Kubernetes API) is unavailable")}}},
             "/feedback": {"post": {
                 "summary": "Observed outcomes for earlier predictions, by request id (feedback or admin token)",
                 "security": admin, "requestBody": _body(feedback_body(classes, max_rows, strict)),

@@ -131,14 +131,15 @@ def live_metrics(rows: list[dict[str, Any]], classes: list[str], bad: str, bins:
 
 # ---- retrain policy ----------------------------------------------------------------------------------------
 def last_jobs(settings: Settings) -> list[dict[str, Any]]:
-    """Retrain job status files, newest first."""
-    jobs = []
-    for p in settings.jobs_dir.glob("*.json"):
-        try:
-            jobs.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return sorted(jobs, key=lambda j: j.get("created_at") or "", reverse=True)
+    """Retrain jobs, newest first (status files, or the cluster's Jobs with the Kubernetes runner)."""
+    from app import jobs
+    from app.kube_jobs import KubeError
+
+    try:
+        return jobs.recent(settings)
+    except KubeError as e:
+        log.warning("retrain jobs could not be listed", extra={"error.message": str(e)})
+        return []
 
 
 def _parse_time(s: str | None) -> datetime | None:
@@ -330,6 +331,7 @@ def _fairness(schema, served: list[dict[str, Any]], labelled: list[dict[str, Any
 
 def _start_retrain(settings: Settings, reasons: dict[str, str]) -> dict[str, Any]:
     from app import jobs
+    from app.kube_jobs import KubeError
 
     reason = "monitor: " + "; ".join(reasons.values())
     try:
@@ -337,6 +339,9 @@ def _start_retrain(settings: Settings, reasons: dict[str, str]) -> dict[str, Any
     except jobs.JobBusy as e:
         log.warning("retrain triggered but a job is already running", extra={"retrain.running": e.running})
         return {"start": False, "skipped": f"job {e.running} is running"}
+    except KubeError as e:
+        log.error("retrain triggered but no job could be started", extra={"error.message": str(e)})
+        return {"start": False, "skipped": f"the job runner failed: {e}"}
     log.warning("retrain triggered", extra={"retrain.job_id": status["id"], "retrain.reasons": list(reasons),
                                             "retrain.reason": reason})
     return {"job_id": status["id"], "started_at": status["created_at"]}

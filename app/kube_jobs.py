@@ -1,0 +1,231 @@
+"""Retrain jobs as Kubernetes Jobs (``CREDIT_SCORE_JOB_RUNNER=kubernetes``): the serving pods carry no training
+code, so on a cluster a retrain runs with the training image, from the ``credit-score-train`` CronJob's template.
+
+:func:`start` creates a Job from the CronJob's ``.spec.jobTemplate`` (what ``kubectl create job --from=cronjob/...``
+does) named ``credit-score-retrain-<id>``, labelled with the job id, with ``CREDIT_SCORE_JOB_ID`` in the training
+container's environment. One at a time across all pods: a Job of ours that has not finished makes the call raise
+:class:`~app.jobs.JobBusy`; two pods that create one at the same moment both look again afterwards, and the later
+Job (by name order of creation time) deletes itself. :func:`read_status` maps the Job's conditions to the same
+status document as the process runner (``queued``, ``running``, ``succeeded``, ``gate_failed``, ``failed``) and
+reads the version and the gate result from the training pod's last stdout line (``credit-score train --json``).
+
+The API is called over HTTPS with the pod's service-account token (re-read on every call: it rotates) and CA;
+``CREDIT_SCORE_KUBE_API_URL`` overrides the in-cluster address (tests, ``kubectl proxy``). RBAC:
+``kubernetes/base/rbac.yaml`` (Role ``credit-score-retrain``). A few REST calls, so plain ``requests`` rather
+than the official client (tens of MB in the serving image).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings
+
+SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+JOB_ID_LABEL = "credit-score.io/retrain-job-id"
+RETRAIN_LABEL = "credit-score.io/retrain"
+TIMEOUT = 10  # s per API call
+
+
+class KubeError(RuntimeError):
+    """The Kubernetes API refused or could not be reached; the message says which call and why."""
+
+
+class KubeApi:
+    def __init__(self, settings: Settings):
+        self.url = (settings.kube_api_url or _in_cluster_url()).rstrip("/")
+        self.namespace = settings.kube_namespace or _read(SA_DIR / "namespace") or "default"
+        self.token_file = settings.kube_token_file or SA_DIR / "token"
+        ca = SA_DIR / "ca.crt"
+        self.verify: bool | str = str(ca) if ca.exists() else True
+
+    def _headers(self) -> dict[str, str]:
+        h = {"Accept": "application/json"}
+        token = _read(Path(self.token_file))
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        return h
+
+    def call(self, method: str, path: str, body: dict | None = None, params: dict | None = None,
+             ok: tuple[int, ...] = (200, 201)) -> tuple[int, Any]:
+        import requests
+
+        try:
+            r = requests.request(method, self.url + path, json=body, params=params, headers=self._headers(),
+                                 verify=self.verify, timeout=TIMEOUT)
+        except requests.RequestException as e:
+            raise KubeError(f"Kubernetes API {method} {path}: {type(e).__name__}") from None
+        if r.status_code not in ok:
+            reason = ""
+            try:
+                reason = r.json().get("message", "")
+            except ValueError:
+                reason = r.text[:200]
+            raise KubeError(f"Kubernetes API {method} {path}: HTTP {r.status_code} {reason}".strip())
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text
+
+    def jobs_path(self, name: str = "") -> str:
+        return f"/apis/batch/v1/namespaces/{self.namespace}/jobs" + (f"/{name}" if name else "")
+
+
+def start(settings: Settings, reason: str) -> dict[str, Any]:
+    from app.jobs import JobBusy, _now
+
+    api = KubeApi(settings)
+    busy = _unfinished(api)
+    if busy:
+        raise JobBusy(_job_id(busy[0]))
+    _, cron = api.call("GET", f"/apis/batch/v1/namespaces/{api.namespace}/cronjobs/{settings.kube_train_cronjob}")
+    job_id = uuid.uuid4().hex
+    job = job_from_template(cron, job_id, reason)
+    status, _ = api.call("POST", api.jobs_path(), job, ok=(201, 409))
+    if status == 409:  # the same name: another pod's request for this very id cannot happen; treat as busy
+        raise JobBusy(None)
+    # two pods may have created one at the same moment: the earliest stays, the others withdraw
+    mine = job["metadata"]["name"]
+    others = sorted(_unfinished(api), key=lambda j: (j["metadata"].get("creationTimestamp", ""),
+                                                     j["metadata"]["name"]))
+    if others and others[0]["metadata"]["name"] != mine:
+        api.call("DELETE", api.jobs_path(mine), {"propagationPolicy": "Background"}, ok=(200, 202, 404))
+        raise JobBusy(_job_id(others[0]))
+    return {"id": job_id, "status": "queued", "reason": reason, "created_at": _now(), "started_at": None,
+            "finished_at": None, "duration_s": None, "version": None, "alias": None, "gate": None, "error": None,
+            "runner": "kubernetes", "kubernetes_job": mine}
+
+
+def job_from_template(cron: dict[str, Any], job_id: str, reason: str) -> dict[str, Any]:
+    """A Job from a CronJob's jobTemplate, as ``kubectl create job --from=cronjob/...`` makes it, plus our
+    labels (on the Job and its pods) and CREDIT_SCORE_JOB_ID in every container's environment."""
+    tmpl = copy.deepcopy(cron["spec"]["jobTemplate"])
+    meta = tmpl.get("metadata", {})
+    labels = {**meta.get("labels", {}), JOB_ID_LABEL: job_id, RETRAIN_LABEL: "true"}
+    annotations = {**meta.get("annotations", {}), "cronjob.kubernetes.io/instantiate": "manual",
+                   "credit-score.io/retrain-reason": reason[:200]}
+    spec = tmpl["spec"]
+    pod_meta = spec["template"].setdefault("metadata", {})
+    pod_meta["labels"] = {**pod_meta.get("labels", {}), JOB_ID_LABEL: job_id, RETRAIN_LABEL: "true"}
+    for c in spec["template"]["spec"]["containers"]:
+        c["env"] = [e for e in c.get("env", []) if e.get("name") != "CREDIT_SCORE_JOB_ID"] + \
+            [{"name": "CREDIT_SCORE_JOB_ID", "value": job_id}]
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": f"credit-score-retrain-{job_id[:16]}", "labels": labels,
+                         "annotations": annotations},
+            "spec": spec}
+
+
+def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    api = KubeApi(settings)
+    _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{JOB_ID_LABEL}={job_id}"})
+    items = found.get("items", [])
+    if not items:
+        return None
+    return job_status(api, items[0])
+
+
+def recent(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    """Our retrain Jobs' status documents, newest first (the monitor's cool-down and last-job view)."""
+    api = KubeApi(settings)
+    _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{RETRAIN_LABEL}=true"})
+    items = sorted(found.get("items", []), key=lambda j: j["metadata"].get("creationTimestamp", ""), reverse=True)
+    return [job_status(api, j, logs=False) for j in items[:limit]]
+
+
+def job_status(api: KubeApi, job: dict[str, Any], logs: bool = True) -> dict[str, Any]:
+    meta, st = job["metadata"], job.get("status", {})
+    conditions = {c["type"]: c for c in st.get("conditions", []) if c.get("status") == "True"}
+    out: dict[str, Any] = {
+        "id": _job_id(job), "status": "queued", "reason": meta.get("annotations", {}).get(
+            "credit-score.io/retrain-reason"), "created_at": meta.get("creationTimestamp"),
+        "started_at": st.get("startTime"), "finished_at": st.get("completionTime"), "duration_s": None,
+        "version": None, "alias": None, "gate": None, "error": None, "runner": "kubernetes",
+        "kubernetes_job": meta["name"]}
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        out["status"] = "succeeded"
+        c = conditions.get("Complete") or conditions["SuccessCriteriaMet"]
+        out["finished_at"] = out["finished_at"] or c.get("lastTransitionTime")
+    elif "Failed" in conditions or "FailureTarget" in conditions:
+        c = conditions.get("Failed") or conditions["FailureTarget"]
+        message = c.get("message") or c.get("reason") or "the training Job failed"
+        code = re.search(r"exit code (\d+)", message)
+        out["status"] = "gate_failed" if code and code.group(1) == "3" else "failed"
+        out["error"] = message[:500]
+        out["finished_at"] = out["finished_at"] or c.get("lastTransitionTime")
+    elif st.get("active") or st.get("startTime"):
+        out["status"] = "running"
+    if out["started_at"] and out["finished_at"]:
+        out["duration_s"] = (_time(out["finished_at"]) - _time(out["started_at"])).total_seconds()
+    if logs and out["status"] in ("succeeded", "gate_failed"):
+        result = _train_result(api, meta["name"])
+        if result:
+            out.update(version=result.get("version"), alias=result.get("alias"), gate=result.get("gate"),
+                       selected=result.get("selected"), holdout=result.get("holdout"))
+    return out
+
+
+def _train_result(api: KubeApi, job_name: str) -> dict[str, Any] | None:
+    """The JSON summary `credit-score train --json` printed last, from the Job's newest pod."""
+    ns = api.namespace
+    try:
+        _, pods = api.call("GET", f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": f"job-name={job_name}"})
+        items = sorted(pods.get("items", []), key=lambda p: p["metadata"].get("creationTimestamp", ""))
+        if not items:
+            return None
+        _, text = api.call("GET", f"/api/v1/namespaces/{ns}/pods/{items[-1]['metadata']['name']}/log",
+                           params={"container": "train", "tailLines": "50"})
+    except KubeError:
+        return None
+    return train_summary(text if isinstance(text, str) else json.dumps(text))
+
+
+def train_summary(text: str) -> dict[str, Any] | None:
+    """The last line that is the train command's summary (a JSON object with a gate), not a JSON log line."""
+    for line in reversed(text.strip().splitlines()):
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and "gate" in doc and "version" in doc:
+            return doc
+    return None
+
+
+def _unfinished(api: KubeApi) -> list[dict[str, Any]]:
+    _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{RETRAIN_LABEL}=true"})
+    out = []
+    for j in found.get("items", []):
+        done = {c["type"] for c in j.get("status", {}).get("conditions", []) if c.get("status") == "True"}
+        if not done & {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}:
+            out.append(j)
+    return out
+
+
+def _job_id(job: dict[str, Any]) -> str | None:
+    return job["metadata"].get("labels", {}).get(JOB_ID_LABEL)
+
+
+def _in_cluster_url() -> str:
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        raise KubeError("CREDIT_SCORE_JOB_RUNNER=kubernetes outside a cluster: set CREDIT_SCORE_KUBE_API_URL")
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def _time(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
