@@ -5,7 +5,7 @@ graceful shutdown on SIGTERM within ``graceful_timeout``, and the Prometheus mul
 """
 
 from app.config import get_settings
-from app.monitoring.logging import gunicorn_logconfig
+from app.monitoring.logging import gunicorn_logconfig, gunicorn_logger_class
 from app.monitoring.metrics import mark_worker_dead
 
 _s = get_settings()
@@ -18,6 +18,7 @@ graceful_timeout = _s.graceful_timeout
 keepalive = 5
 accesslog = None
 logconfig_dict = gunicorn_logconfig(_s.log_level)
+logger_class = gunicorn_logger_class()  # no gunicorn access log (ours is the app's request line)
 proc_name = "credit-score"
 forwarded_allow_ips = "127.0.0.1"
 # gunicorn >= 26 opens a control socket at one fixed path per user: several instances on a host (colours,

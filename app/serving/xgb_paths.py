@@ -114,6 +114,8 @@ class TreePaths:
         """(margin (n,), contributions (n, columns), bias (n,)) in log-odds, as XGBoost's approx_contribs."""
         X = np.asarray(Z, dtype=np.float32)  # noqa: N806 (XGBoost compares in float32)
         n = len(X)
+        if n == 1:
+            return self._explain_one(X[0])
         rows = np.arange(n)[:, None]
         idx = np.broadcast_to(self.roots, (n, len(self.roots)))
         offsets = rows * self.n_columns
@@ -131,6 +133,26 @@ class TreePaths:
         bias = float(self.mean[self.roots].sum()) + self.base_margin
         margin = self.mean[idx].sum(axis=1) + self.base_margin
         return margin, contrib.reshape(n, self.n_columns), np.full(n, bias)
+
+    def _explain_one(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One row (the /predict case): 1-D gathers, one bincount for all levels."""
+        has_nan = bool(np.isnan(x).any())
+        idx = self.roots
+        mean = self.mean[idx]
+        features, deltas = [], []
+        for _ in range(self.depth):
+            f = self.feature[idx]
+            v = x[f]
+            nxt = np.where(v < self.threshold[idx], self.left[idx], self.right[idx])
+            if has_nan:
+                nxt = np.where(np.isnan(v), self.missing[idx], nxt)
+            m = self.mean[nxt]
+            features.append(f)
+            deltas.append(m - mean)
+            idx, mean = nxt, m
+        contrib = np.bincount(np.concatenate(features), weights=np.concatenate(deltas), minlength=self.n_columns)
+        bias = float(self.mean[self.roots].sum()) + self.base_margin
+        return np.array([mean.sum() + self.base_margin]), contrib[None, :], np.array([bias])
 
     def _probes(self, n: int, seed: int) -> np.ndarray:
         """Rows that take both sides of the model's splits: each column drawn from its split values nudged

@@ -94,3 +94,6 @@ def test_missing_values_follow_each_splits_default_direction():
     want = booster.predict(DMatrix(X[:500]), pred_contribs=True, approx_contribs=True)
     margin, contrib, bias = paths.explain(X[:500])
     assert np.abs(np.column_stack([contrib, bias]) - want).max() < 1e-5
+    for i in range(50):  # one row at a time: the /predict path
+        m1, c1, b1 = paths.explain(X[i:i + 1])
+        assert np.abs(np.append(c1[0], b1[0]) - want[i]).max() < 1e-5 and abs(m1[0] - margin[i]) < 1e-5
