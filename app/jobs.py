@@ -116,8 +116,10 @@ def _job_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run(job_id: str) -> int:
-    """The job process: train, record the outcome. The inherited fd keeps the lock until we exit."""
+def run(job_id: str, lock_fd: int | None = None) -> int:
+    """The job process: train, record the outcome. The inherited fd (``lock_fd``) holds the lock: it is
+    released just before the final status is published, so a client that reads "succeeded" can start the next
+    job at once (and if this process dies early, its exit releases the lock)."""
     from app.config import get_settings
 
     settings = get_settings()
@@ -149,10 +151,14 @@ def run(job_id: str) -> int:
     status.update(finished_at=_now(), duration_s=round(time.perf_counter() - t0, 3))
     from app.monitoring.metrics import metrics
 
-    # count first, then publish the final status: a reader that sees it finds the lock free moments later.
+    # count, release the lock, then publish the final status: a reader that sees it finds the lock free.
     # Best effort: a metrics problem (e.g. PROMETHEUS_MULTIPROC_DIR missing) must not lose the job's status.
     with contextlib.suppress(Exception):
         metrics().retrains.labels(outcome=status["status"]).inc()
+    if lock_fd is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)
     _write(path, status)
     return 0
 
@@ -176,4 +182,4 @@ def _now() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1]))
+    sys.exit(run(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None))
