@@ -61,6 +61,24 @@ predictions = sa.Table(
     sa.Column("features", sa.Text(), nullable=True),  # JSON object; NULL when CREDIT_SCORE_STORE_FEATURES=false
 )
 
+# SQLite: one statement for a whole batch (rows as one JSON array, unpacked by json_each). An executemany
+# releases and re-takes the GIL for every row, and each re-take competes with the worker's request thread:
+# measured in-process, the request thread's CPU per request fell from ~530-640 to ~425 us with this statement
+# (store off: ~400). Values are stored exactly as SQLAlchemy stores them (DateTime text, Boolean 0/1).
+_INSERT_COLUMNS = ("request_id", "ts", "model_name", "model_version", "variant", "shadow", "predicted_class",
+                   "probability", "probabilities", "features")
+_SQLITE_INSERT = (f"INSERT INTO predictions ({', '.join(_INSERT_COLUMNS)}) SELECT "  # noqa: S608 (constants only)
+                  + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_INSERT_COLUMNS)))
+                  + " FROM json_each(?)")
+
+
+def _sqlite_batch(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps([[r["request_id"], r["ts"].strftime("%Y-%m-%d %H:%M:%S.%f"), r["model_name"],
+                        r["model_version"], r["variant"], int(bool(r["shadow"])), r["predicted_class"],
+                        float(r["probability"]), r["probabilities"], r["features"]] for r in rows],
+                      separators=(",", ":"))
+
+
 feedback = sa.Table(
     "feedback", metadata,
     sa.Column("request_id", sa.String(MAX_ID), primary_key=True),
@@ -180,7 +198,10 @@ class PredictionStore:
             return
         self.ensure_schema()
         with self.engine.begin() as conn:
-            conn.execute(predictions.insert(), list(rows))
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql(_SQLITE_INSERT, (_sqlite_batch(rows),))
+            else:
+                conn.execute(predictions.insert(), list(rows))
 
     def record_feedback(self, items: Sequence[tuple[str, str, datetime | None]]) -> FeedbackResult:
         """Outcomes for request ids: ``(request_id, outcome, observed_at)``. Unknown ids are reported; an id

@@ -204,3 +204,31 @@ def test_store_url_from_the_database_url_secret(tmp_path, monkeypatch):
     assert Settings(models_dir=tmp_path).prediction_store_url == "postgresql+psycopg://app:pw@db:5432/credit"
     assert Settings(models_dir=tmp_path, store_url="none").prediction_store_url is None  # explicit wins
     assert "pw" not in repr(Settings(models_dir=tmp_path))
+
+
+def test_sqlite_batch_statement_stores_exactly_what_sqlalchemy_would(store, tmp_path):
+    """SQLite batches go in as one json_each statement; every value reads back as SQLAlchemy's own insert of the
+    same rows stores it (times to the microsecond, booleans, floats, NULL features, unicode ids)."""
+    import sqlalchemy as sa
+
+    from app.monitoring.store import predictions
+
+    rows = [r for i, it in enumerate([item("r-é", shadow=True, p=0.123456789), item("b", n=3, batch=True, p=0.7),
+                                       item("c", ts=1_700_000_000.000001)]) for r in item_rows(it)]
+    rows[-1]["features"] = None
+    store.insert_predictions(rows)
+    plain = PredictionStore(f"sqlite:///{tmp_path / 'plain.db'}")
+    plain.ensure_schema()
+    with plain.engine.begin() as conn:
+        conn.execute(predictions.insert(), rows)  # SQLAlchemy's executemany, the reference
+    cols = [c for c in predictions.columns if c.name != "id"]
+
+    def read(s):
+        with s.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(*cols).order_by(predictions.c.id))]
+
+    got, want = read(store), read(plain)
+    plain.dispose()
+    assert got == want and len(got) == 5
+    assert got[0][0] == "r-é" and got[0][5] is True and got[0][7] == 0.123456789
+    assert got[-1][9] is None and got[-1][1].microsecond == want[-1][1].microsecond
