@@ -14,9 +14,10 @@ Tables
 
 Writes leave the request path (:class:`StoreWriter`): the request puts one tuple on a bounded queue without
 blocking (``put_nowait``); a background thread per worker turns queued items into rows and inserts them in
-batches (``executemany``). When the queue is full the prediction is answered anyway and the record is dropped;
-when the store fails, the batch is retried a few times (the queue buffers meanwhile) and then dropped. Every
-dropped record is counted in ``credit_score_store_dropped_total{reason}`` and logged at most once per interval.
+batches (one ``json_each`` statement per batch on SQLite, ``executemany`` elsewhere). When the queue is full
+the prediction is answered anyway and the record is dropped; when the store fails, the batch is retried a few
+times (the queue buffers meanwhile) and then dropped. Every dropped record is counted in
+``credit_score_store_dropped_total{reason}`` and logged at most once per interval.
 """
 
 from __future__ import annotations
