@@ -201,12 +201,7 @@ def train_summary(text: str) -> dict[str, Any] | None:
 
 def _unfinished(api: KubeApi) -> list[dict[str, Any]]:
     _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{RETRAIN_LABEL}=true"})
-    out = []
-    for j in found.get("items", []):
-        done = {c["type"] for c in j.get("status", {}).get("conditions", []) if c.get("status") == "True"}
-        if not done & {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}:
-            out.append(j)
-    return out
+    return [j for j in found.get("items", []) if job_status(api, j, logs=False)["status"] in ("queued", "running")]
 
 
 def _job_id(job: dict[str, Any]) -> str | None:

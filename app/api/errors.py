@@ -11,6 +11,7 @@ import logging
 from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
 
+from app.kube_jobs import KubeError
 from app.serving.validation import RequestError
 
 log = logging.getLogger("credit_score.api")
@@ -35,6 +36,11 @@ def register_error_handlers(app: Flask) -> None:
         if e.status == 401:
             headers = {"WWW-Authenticate": 'Bearer realm="credit-score"'}
         return error_response(e.status, e.error, e.details, headers)
+
+    @app.errorhandler(KubeError)
+    def _job_runner_error(e: KubeError):  # the Kubernetes API behind the retrain job runner
+        return error_response(503, "the retrain job runner is unavailable; retry later",
+                              [{"field": "job_runner", "problem": str(e)}], {"Retry-After": "10"})
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):

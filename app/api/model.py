@@ -8,7 +8,6 @@ from flask import Blueprint, jsonify, request, url_for
 
 from app import jobs
 from app.api.state import state
-from app.kube_jobs import KubeError
 from app.monitoring.metrics import metrics
 from app.serving.validation import RequestError
 
@@ -58,9 +57,6 @@ def retrain():
         reason = str(body.get("reason", "api"))[:200]
     try:
         status = jobs.start(st.settings, reason=reason)
-    except KubeError as e:
-        raise RequestError(503, "the retrain job runner is unavailable; retry later",
-                           [{"field": "job_runner", "problem": str(e)}]) from None
     except jobs.JobBusy as e:
         metrics().retrains.labels(outcome="rejected_busy").inc()
         problem = f"job {e.running} is running; retry when it finishes"
@@ -76,11 +72,7 @@ def retrain():
 @bp.get("/model/retrain/<job_id>")
 def retrain_status(job_id: str):
     require_admin()
-    try:
-        status = jobs.read_status(state().settings, job_id)
-    except KubeError as e:
-        raise RequestError(503, "the retrain job runner is unavailable; retry later",
-                           [{"field": "job_runner", "problem": str(e)}]) from None
+    status = jobs.read_status(state().settings, job_id)  # a KubeError becomes a 503 (app/api/errors.py)
     if status is None:
         raise RequestError(404, "no such retrain job", [{"field": "job_id", "problem": f"unknown job {job_id!r}"}])
     return jsonify(status)

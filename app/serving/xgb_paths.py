@@ -111,48 +111,30 @@ class TreePaths:
                    roots=np.asarray(roots, dtype=np.intp), depth=depth, n_columns=n_columns, base_margin=base_margin)
 
     def explain(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: N803
-        """(margin (n,), contributions (n, columns), bias (n,)) in log-odds, as XGBoost's approx_contribs."""
-        X = np.asarray(Z, dtype=np.float32)  # noqa: N806 (XGBoost compares in float32)
-        n = len(X)
-        if n == 1:
-            return self._explain_one(X[0])
-        rows = np.arange(n)[:, None]
-        idx = np.broadcast_to(self.roots, (n, len(self.roots)))
-        offsets = rows * self.n_columns
-        has_nan = bool(np.isnan(X).any())
-        contrib = np.zeros(n * self.n_columns)
-        for _ in range(self.depth):
-            f = self.feature[idx]
-            x = X[rows, f]
-            nxt = np.where(x < self.threshold[idx], self.left[idx], self.right[idx])
-            if has_nan:
-                nxt = np.where(np.isnan(x), self.missing[idx], nxt)
-            contrib += np.bincount((offsets + f).ravel(), weights=(self.mean[nxt] - self.mean[idx]).ravel(),
-                                   minlength=n * self.n_columns)
-            idx = nxt
-        bias = float(self.mean[self.roots].sum()) + self.base_margin
-        margin = self.mean[idx].sum(axis=1) + self.base_margin
-        return margin, contrib.reshape(n, self.n_columns), np.full(n, bias)
-
-    def _explain_one(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One row (the /predict case): 1-D gathers, one bincount for all levels."""
+        """(margin (n,), contributions (n, columns), bias (n,)) in log-odds, as XGBoost's approx_contribs.
+        Every row walks every tree at once, one level per step, on flat arrays (row r's values sit at
+        r * columns + j); one bincount at the end folds the per-level deltas onto (row, column)."""
+        x = np.asarray(Z, dtype=np.float32).ravel()  # XGBoost compares in float32
+        n, trees = len(Z), len(self.roots)
+        offsets = np.repeat(np.arange(n) * self.n_columns, trees) if n > 1 else 0  # one row: no offsets
+        idx = np.tile(self.roots, n) if n > 1 else self.roots
         has_nan = bool(np.isnan(x).any())
-        idx = self.roots
         mean = self.mean[idx]
-        features, deltas = [], []
+        cells, deltas = [], []
         for _ in range(self.depth):
-            f = self.feature[idx]
-            v = x[f]
+            cell = self.feature[idx] + offsets
+            v = x[cell]
             nxt = np.where(v < self.threshold[idx], self.left[idx], self.right[idx])
             if has_nan:
                 nxt = np.where(np.isnan(v), self.missing[idx], nxt)
             m = self.mean[nxt]
-            features.append(f)
+            cells.append(cell)
             deltas.append(m - mean)
             idx, mean = nxt, m
-        contrib = np.bincount(np.concatenate(features), weights=np.concatenate(deltas), minlength=self.n_columns)
+        contrib = np.bincount(np.concatenate(cells), weights=np.concatenate(deltas), minlength=n * self.n_columns)
         bias = float(self.mean[self.roots].sum()) + self.base_margin
-        return np.array([mean.sum() + self.base_margin]), contrib[None, :], np.array([bias])
+        margin = mean.reshape(n, trees).sum(axis=1) + self.base_margin
+        return margin, contrib.reshape(n, self.n_columns), np.full(n, bias)
 
     def _probes(self, n: int, seed: int) -> np.ndarray:
         """Rows that take both sides of the model's splits: each column drawn from its split values nudged
