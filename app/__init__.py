@@ -21,6 +21,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, manager=None, secre
     from flask import Flask
 
     from app.api import register_blueprints
+    from app.api.json_provider import OrjsonProvider
     from app.api.state import ServiceState
     from app.config import Settings
     from app.monitoring.logging import configure_logging
@@ -31,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, manager=None, secre
         secrets = _vault_provider()
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.json = OrjsonProvider(app)
     app.json.sort_keys = False
     state = ServiceState.create(settings, manager=manager, secrets=secrets)
     app.extensions["credit_score"] = state

@@ -14,7 +14,7 @@ log = logging.getLogger("credit_score.access")
 def register_blueprints(app: Flask) -> None:
     from app.api import docs, feedback, health, model, predict, v2
     from app.api.errors import register_error_handlers
-    from app.monitoring.metrics import metrics
+    from app.monitoring.metrics import child, metrics
 
     for bp in (health.bp, predict.bp, model.bp, v2.bp, docs.bp, feedback.bp):
         app.register_blueprint(bp)
@@ -32,10 +32,10 @@ def register_blueprints(app: Flask) -> None:
         elapsed = time.perf_counter() - getattr(g, "t0", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
         status = resp.status_code
-        m.requests.labels(endpoint=endpoint, method=request.method, status=str(status)).inc()
-        m.latency.labels(endpoint=endpoint, method=request.method).observe(elapsed)
+        child(m.requests, endpoint, request.method, str(status)).inc()
+        child(m.latency, endpoint, request.method).observe(elapsed)
         if 400 <= status < 500:
-            m.rejected.labels(endpoint=endpoint, status=str(status)).inc()
+            child(m.rejected, endpoint, str(status)).inc()
         resp.headers["X-Request-ID"] = g.get("request_id", "")
         if endpoint not in ("/metrics", "/health"):  # probes and scrapes would drown the log
             log.info("request", extra={"http.request.method": request.method, "url.path": request.path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from flask import request
 
 from app.serving.validation import RequestError
@@ -19,7 +20,11 @@ def json_body() -> Any:
     if not raw.strip():
         raise RequestError(400, "the request body is empty", [{"field": "$", "problem": "empty body"}])
     try:
-        return json.loads(raw.decode("utf-8"))  # RFC 8259: JSON on the wire is UTF-8
+        return orjson.loads(raw)  # RFC 8259: JSON on the wire is UTF-8
+    except orjson.JSONDecodeError:
+        pass  # the standard library below names the problem (and reads NaN/Infinity, for validation to name the field)
+    try:
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise RequestError(400, "the body is not UTF-8 text", [{"field": "$", "problem": "invalid encoding"}]) \
             from None

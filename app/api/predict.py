@@ -11,7 +11,7 @@ from flask import Blueprint, g, jsonify, request
 
 from app.api.body import json_body
 from app.api.state import state
-from app.monitoring.metrics import metrics
+from app.monitoring.metrics import child, metrics
 from app.serving.model import Prediction, ServedModel
 from app.serving.router import Route, route
 from app.serving.validation import RequestError
@@ -89,8 +89,8 @@ def describe(model: ServedModel, pred: Prediction, row: np.ndarray, variant: str
 
 def record(model: ServedModel, variant: str, pred: Prediction, row: np.ndarray | None, shadow: bool = False):
     m = metrics()
-    m.predictions.labels(model_version=model.version, variant=variant, predicted_class=str(pred.label)).inc()
-    m.probability.labels(variant=variant).observe(pred.bad_probability)
+    child(m.predictions, model.version, variant, str(pred.label)).inc()
+    child(m.probability, variant).observe(pred.bad_probability)
     extra = {"trace.id": g.get("request_id"), "model.name": model.name, "model.version": model.version,
              "model.variant": variant, "prediction.class": str(pred.label),
              "prediction.probability": round(pred.bad_probability, 6), "prediction.shadow": shadow}

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import sqlalchemy as sa
 
 log = logging.getLogger("credit_score.store")
@@ -73,11 +74,10 @@ _SQLITE_INSERT = (f"INSERT INTO predictions ({', '.join(_INSERT_COLUMNS)}) SELEC
                   + " FROM json_each(?)")
 
 
-def _sqlite_batch(rows: Sequence[dict[str, Any]]) -> str:
-    return json.dumps([[r["request_id"], r["ts"].strftime("%Y-%m-%d %H:%M:%S.%f"), r["model_name"],
-                        r["model_version"], r["variant"], int(bool(r["shadow"])), r["predicted_class"],
-                        float(r["probability"]), r["probabilities"], r["features"]] for r in rows],
-                      separators=(",", ":"))
+def _sqlite_batch(rows: Sequence[dict[str, Any]]) -> str:  # text: SQLite reads a BLOB as JSONB
+    return orjson.dumps([[r["request_id"], r["ts"].strftime("%Y-%m-%d %H:%M:%S.%f"), r["model_name"],
+                          r["model_version"], r["variant"], int(bool(r["shadow"])), r["predicted_class"],
+                          float(r["probability"]), r["probabilities"], r["features"]] for r in rows]).decode()
 
 
 feedback = sa.Table(
@@ -333,15 +333,13 @@ def item_rows(item: Item) -> list[dict[str, Any]]:
     when = to_utc(ts)
     feats = None if X is None else np.asarray(X, dtype=float).reshape(len(labels), -1)
     rows = []
-    for i, label in enumerate(labels):
-        features = None
-        if feats is not None:
-            values = [None if v != v else v for v in feats[i].tolist()]  # NaN (missing) -> null
-            features = json.dumps(dict(zip(names, values, strict=True)), separators=(",", ":"))
+    for i, label in enumerate(labels):  # orjson: compact JSON, NaN (a missing value) -> null
+        features = None if feats is None else orjson.dumps(dict(zip(names, feats[i].tolist(), strict=True))).decode()
         rows.append({"request_id": f"{rid}/{i}" if batch else rid, "ts": when, "model_name": name,
                      "model_version": version, "variant": variant, "shadow": shadow,
                      "predicted_class": str(label), "probability": float(proba[i, bad]),
-                     "probabilities": json.dumps([round(float(v), 6) for v in proba[i]]), "features": features})
+                     "probabilities": orjson.dumps([round(v, 6) for v in proba[i].tolist()]).decode(),
+                     "features": features})
     return rows
 
 

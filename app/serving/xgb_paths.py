@@ -28,15 +28,16 @@ TOLERANCE = 1e-4  # float32 (XGBoost) vs float64 (numpy) sums over hundreds of t
 @dataclass(frozen=True)
 class TreePaths:
     feature: np.ndarray  # (nodes,) split column per node, 0 at leaves (their delta is 0)
-    threshold: np.ndarray  # (nodes,) float32: go left when x < threshold
-    left: np.ndarray  # (nodes,) global node ids; a leaf points at itself
-    right: np.ndarray
+    threshold: np.ndarray  # (nodes,) float32: go left when x < threshold; +inf at leaves (stay)
+    left: np.ndarray  # (nodes,) global node ids; a leaf points at itself. The right child is left + 1 (XGBoost
+    #                   allocates a split's children together; checked at parse)
     missing: np.ndarray  # the default child for a missing value
     mean: np.ndarray  # (nodes,) float64: leaf value, or the cover-weighted mean of the leaves below
     roots: np.ndarray  # (trees,) global ids of the roots
     depth: int
     n_columns: int
     base_margin: float
+    bias: float  # the attribution's bias: the root means summed, plus the base margin
 
     @classmethod
     def from_booster(cls, booster, probes: int = 64, seed: int = 0) -> TreePaths | None:
@@ -70,7 +71,7 @@ class TreePaths:
         if not trees or any(t["categories_nodes"] or any(t["split_type"]) for t in trees):
             return None
         n_columns = int(learner["learner_model_param"]["num_feature"])
-        feature, threshold, left, right, missing, mean, roots = [], [], [], [], [], [], []
+        feature, threshold, left, missing, mean, roots = [], [], [], [], [], []
         depth, offset = 0, 0
         for t in trees:
             lc, rc = np.asarray(t["left_children"]), np.asarray(t["right_children"])
@@ -93,10 +94,12 @@ class TreePaths:
                     m[i] = (m[lc[i]] * hess[lc[i]] + m[rc[i]] * hess[rc[i]]) / hess[i]
             ids = np.arange(n) + offset
             default_left = np.asarray(t["default_left"], dtype=bool)
+            if np.any(rc[~leaf] != lc[~leaf] + 1):
+                log.info("numpy tree paths not used: children of a split are not adjacent")
+                return None
             feature.append(np.where(leaf, 0, np.asarray(t["split_indices"])))
-            threshold.append(np.where(leaf, 0.0, cond).astype(np.float32))
+            threshold.append(np.where(leaf, np.inf, cond).astype(np.float32))
             left.append(np.where(leaf, ids, lc + offset))
-            right.append(np.where(leaf, ids, rc + offset))
             missing.append(np.where(leaf, ids, np.where(default_left, lc, rc) + offset))
             mean.append(m)
             roots.append(offset)
@@ -106,9 +109,11 @@ class TreePaths:
         base = float(str(learner["learner_model_param"]["base_score"]).strip("[]"))
         base_margin = float(np.log(base / (1.0 - base)))
         cat = np.concatenate
+        mean_all, roots_all = cat(mean), np.asarray(roots, dtype=np.intp)
         return cls(feature=cat(feature).astype(np.intp), threshold=cat(threshold), left=cat(left).astype(np.intp),
-                   right=cat(right).astype(np.intp), missing=cat(missing).astype(np.intp), mean=cat(mean),
-                   roots=np.asarray(roots, dtype=np.intp), depth=depth, n_columns=n_columns, base_margin=base_margin)
+                   missing=cat(missing).astype(np.intp), mean=mean_all,
+                   roots=roots_all, depth=depth, n_columns=n_columns, base_margin=base_margin,
+                   bias=float(mean_all[roots_all].sum()) + base_margin)
 
     def explain(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: N803
         """(margin (n,), contributions (n, columns), bias (n,)) in log-odds, as XGBoost's approx_contribs.
@@ -116,25 +121,24 @@ class TreePaths:
         r * columns + j); one bincount at the end folds the per-level deltas onto (row, column)."""
         x = np.asarray(Z, dtype=np.float32).ravel()  # XGBoost compares in float32
         n, trees = len(Z), len(self.roots)
-        offsets = np.repeat(np.arange(n) * self.n_columns, trees) if n > 1 else 0  # one row: no offsets
+        offsets = np.repeat(np.arange(n) * self.n_columns, trees) if n > 1 else None  # one row: no offsets
         idx = np.tile(self.roots, n) if n > 1 else self.roots
-        has_nan = bool(np.isnan(x).any())
+        has_nan = bool(np.isnan(x.sum()))
         mean = self.mean[idx]
         cells, deltas = [], []
         for _ in range(self.depth):
-            cell = self.feature[idx] + offsets
+            cell = self.feature[idx] if offsets is None else self.feature[idx] + offsets
             v = x[cell]
-            nxt = np.where(v < self.threshold[idx], self.left[idx], self.right[idx])
-            if has_nan:
+            nxt = self.left[idx] + (v >= self.threshold[idx])  # the right child is left + 1; leaves stay (+inf)
+            if has_nan:  # NaN compares False above: take the default child instead
                 nxt = np.where(np.isnan(v), self.missing[idx], nxt)
             m = self.mean[nxt]
             cells.append(cell)
             deltas.append(m - mean)
             idx, mean = nxt, m
         contrib = np.bincount(np.concatenate(cells), weights=np.concatenate(deltas), minlength=n * self.n_columns)
-        bias = float(self.mean[self.roots].sum()) + self.base_margin
         margin = mean.reshape(n, trees).sum(axis=1) + self.base_margin
-        return margin, contrib.reshape(n, self.n_columns), np.full(n, bias)
+        return margin, contrib.reshape(n, self.n_columns), np.full(n, self.bias)
 
     def _probes(self, n: int, seed: int) -> np.ndarray:
         """Rows that take both sides of the model's splits: each column drawn from its split values nudged

@@ -49,7 +49,7 @@ DERIVED: tuple[Derived, ...] = (
 )
 
 
-class CreditFeatures(TransformerMixin, BaseEstimator):
+class CreditFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Select schema features, impute missing values with training medians, add credit features.
 
     Parameters
@@ -107,24 +107,29 @@ class CreditFeatures(TransformerMixin, BaseEstimator):
         # output order: ratios and delays back into the declared order of derived_
         order = [n for n in self.derived_ if by_name[n].kind == "ratio"] + [d.name for d in delays]
         self.derived_order_ = np.array([order.index(n) for n in self.derived_], dtype=np.intp)
+        self.derived_cols_ = np.argsort(self.derived_order_)  # computed column -> its place among derived_
 
     def transform(self, X):  # noqa: N803
         arr = self._as_array(X)
         if arr.shape[1] != self.n_features_in_:
             raise ValueError(f"expected {self.n_features_in_} feature columns, got {arr.shape[1]}")
-        nan = np.isnan(arr)
-        if nan.any():
-            arr = np.where(nan, self.medians_, arr)
-        parts = [arr[:, self.keep_idx_]]
+        if np.isnan(arr.sum()):  # any missing value (one reduction; a row's sum is NaN iff it holds one)
+            arr = np.where(np.isnan(arr), self.medians_, arr)
+        k = len(self.keep_idx_)
+        out = np.empty((len(arr), k + len(self.derived_)), dtype=np.float32)  # written in place, column groups
+        out[:, :k] = arr[:, self.keep_idx_]
         if self.derived_:
-            if "ratio_num_" not in self.__dict__:  # fitted by an earlier version of this class
+            if "derived_cols_" not in self.__dict__:  # fitted by an earlier version of this class
                 self._build_derived()
-            ratio = (arr @ self.ratio_num_) / np.maximum(np.abs(arr @ self.ratio_den_), 1.0)
-            delays = [np.maximum(arr[:, ix], 0).max(axis=1) if kind == "delay_max" else (arr[:, ix] > 0).sum(axis=1)
-                      for ix, kind in zip(self.delay_idx_, self.delay_kind_, strict=True)]
-            derived = np.column_stack([ratio, *delays]) if delays else ratio
-            parts.append(derived[:, self.derived_order_])
-        return np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
+            cols = k + self.derived_cols_
+            n_ratio = self.ratio_num_.shape[1]
+            if n_ratio:
+                out[:, cols[:n_ratio]] = (arr @ self.ratio_num_) / np.maximum(np.abs(arr @ self.ratio_den_), 1.0)
+            for j, (ix, kind) in enumerate(zip(self.delay_idx_, self.delay_kind_, strict=True)):
+                months = arr[:, ix]
+                out[:, cols[n_ratio + j]] = months.max(axis=1).clip(0) if kind == "delay_max" \
+                    else (months > 0).sum(axis=1)
+        return out
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(self.output_names_, dtype=object)

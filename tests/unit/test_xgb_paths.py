@@ -56,6 +56,24 @@ def test_served_model_answers_single_rows_from_the_paths_with_xgboost_numbers(xg
     assert np.allclose([p.bad_probability for p in many], proba, atol=1e-6)
 
 
+def test_one_row_path_answers_as_the_general_path(xgb_bundle, small_frame, schema):
+    m = ServedModel(bundle=xgb_bundle, name="m", version="1", alias="champion")
+    X = np.array(small_frame[schema.feature_names].to_numpy(float)[:20])  # noqa: N806
+    X[3, 5] = np.nan  # a missing value takes the default branch on both paths
+    for explain in ("fast", None):
+        for i in range(len(X)):
+            one = m.predict_rows(X[i:i + 1], explain)[0]
+            two = m.predict_rows(np.repeat(X[i:i + 1], 2, axis=0), explain)[0]  # two rows: the general path
+            assert one.label == two.label
+            assert np.allclose(one.probabilities, two.probabilities, rtol=0, atol=1e-12)  # math.exp vs np.exp
+            assert one.bad_probability == pytest.approx(two.bad_probability, abs=1e-12)
+            if explain:
+                assert np.allclose(one.contributions, two.contributions, rtol=0, atol=1e-12)
+                assert one.bias == two.bias and one.margin == pytest.approx(two.margin, abs=1e-12)
+            else:
+                assert one.contributions is two.contributions is None
+
+
 def test_paths_that_disagree_with_xgboost_are_not_used(xgb_bundle, monkeypatch):
     parse = TreePaths._parse
 
