@@ -55,6 +55,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
 
+from app.monitoring.logging import LINES
+
 log = logging.getLogger("credit_score.secrets")
 
 SECRET_NAMES = ("admin_token", "feedback_token", "database_url", "mlflow_username", "mlflow_password")
@@ -704,6 +706,9 @@ class SecretRedactingFilter(logging.Filter):
         for key, value in list(record.__dict__.items()):
             if key not in self._STANDARD and isinstance(value, str):
                 setattr(record, key, self._redact(value))
+            elif key == LINES and isinstance(value, list):  # one JSON line per entry (a batch's predictions)
+                setattr(record, key, [{k: self._redact(v) if isinstance(v, str) else v for k, v in line.items()}
+                                      for line in value])
         return True
 
 

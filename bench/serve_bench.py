@@ -9,7 +9,10 @@
 3. Times /predict/batch with 10,000 rows.
 4. Starts `mlflow models serve` as users run it (its default settings) on the same version and drives
    /invocations with the same row.
-Prints throughput, p50/p99 latency and non-2xx counts for each, and the ratios ours/MLflow and predict/health.
+5. For scale, the issue's yardstick: a bare Flask + XGBoost endpoint (``bench/bare_flask_app.py``: no validation,
+   logs, metrics, reason codes or store) under gunicorn with 2 sync workers, same row, same load.
+Prints throughput, p50/p99 latency and non-2xx counts for each, and the ratios ours/MLflow and predict/health
+(targets), ours/bare and bare/MLflow (context: what 10x MLflow asks of this machine).
 Targets: ours >= 10x MLflow and >= 800 req/s, p99 <= 50 ms, zero non-2xx, predict/health >= 0.4, batch <= 1 s.
 """
 
@@ -158,6 +161,27 @@ def main() -> int:
     finally:
         stop(mlf)
 
+    bport = free_port()
+    bare = subprocess.Popen([str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{bport}", "--chdir",
+                             str(PROJECT_ROOT / "bench"), "bare_flask_app:app"],
+                            env=dict(env, OMP_NUM_THREADS="1", PYTHONPATH=str(PROJECT_ROOT)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        bbase = f"http://127.0.0.1:{bport}"
+        deadline = time.time() + 120
+        while time.time() < deadline:  # no health route: up when a prediction answers
+            try:
+                req = urllib.request.Request(bbase + "/predict", data=body.encode(),
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=2):  # noqa: S310 (loopback)
+                    break
+            except OSError:
+                time.sleep(0.3)
+        wrk(bbase + "/predict", body, 3, args.connections, tmp)
+        results["bare Flask /predict"] = wrk(bbase + "/predict", body, args.duration, args.connections, tmp)
+    finally:
+        stop(bare)
+
     print(f"\n{'endpoint':22s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'requests':>9s} {'non-2xx':>8s} "
           f"{'sock err':>8s}")
     for name, r in results.items():
@@ -180,6 +204,9 @@ def main() -> int:
     print()
     for k, v in checks.items():
         print(f"{k:24s} {v:10.3f}  {'PASS' if ok[k] else 'MISS'}")
+    bare_p = results["bare Flask /predict"]
+    print(f"{'ours/bare Flask':24s} {ours_p['rps'] / bare_p['rps']:10.3f}  (context)")
+    print(f"{'bare Flask/mlflow':24s} {bare_p['rps'] / mlflow['rps']:10.3f}  (context; the issue: ~1500/66 = 22.7)")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0 if all(ok.values()) else 1
 

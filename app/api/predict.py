@@ -11,6 +11,7 @@ from flask import Blueprint, g, jsonify, request
 
 from app.api.body import json_body
 from app.api.state import state
+from app.monitoring.logging import LINES
 from app.monitoring.metrics import child, metrics
 from app.serving.model import Prediction, ServedModel
 from app.serving.router import Route, route
@@ -87,16 +88,31 @@ def describe(model: ServedModel, pred: Prediction, row: np.ndarray, variant: str
     return out
 
 
-def record(model: ServedModel, variant: str, pred: Prediction, row: np.ndarray | None, shadow: bool = False):
+def record(model: ServedModel, variant: str, preds: list[Prediction], X: np.ndarray | None,  # noqa: N803
+           shadow: bool = False) -> None:
+    """Metrics and one JSON log line per prediction (a batch's lines leave in one write). Feature values are
+    logged only when configured and given (``X``, rows in feature order)."""
     m = metrics()
-    child(m.predictions, model.version, variant, str(pred.label)).inc()
-    child(m.probability, variant).observe(pred.bad_probability)
+    hist = child(m.probability, variant)
+    by_class: dict[str, int] = {}
+    for p in preds:
+        hist.observe(p.bad_probability)
+        by_class[str(p.label)] = by_class.get(str(p.label), 0) + 1
+    for label, n in by_class.items():
+        child(m.predictions, model.version, variant, label).inc(n)
+    if not log.isEnabledFor(logging.INFO):
+        return
     extra = {"trace.id": g.get("request_id"), "model.name": model.name, "model.version": model.version,
-             "model.variant": variant, "prediction.class": str(pred.label),
-             "prediction.probability": round(pred.bad_probability, 6), "prediction.shadow": shadow}
-    if row is not None and state().settings.log_features:
-        extra["prediction.features"] = {f: _plain(v) for f, v in zip(model.schema.feature_names, row, strict=True)}
-    log.info("prediction", extra=extra)
+             "model.variant": variant, "prediction.shadow": shadow}
+    features = X is not None and state().settings.log_features
+    lines = [{"prediction.class": str(p.label), "prediction.probability": round(p.bad_probability, 6)} for p in preds]
+    if features:
+        for line, row in zip(lines, X, strict=True):
+            line["prediction.features"] = {f: _plain(v) for f, v in zip(model.schema.feature_names, row, strict=True)}
+    if len(lines) == 1:
+        log.info("prediction", extra={**extra, **lines[0]})
+    else:
+        log.info("prediction", extra={**extra, LINES: lines})
 
 
 def store(model: ServedModel, variant: str, preds: list[Prediction], X: np.ndarray, batch: bool,  # noqa: N803
@@ -119,11 +135,11 @@ def predict_one():
     row = st.validator(r.model.schema).parse(body)
     explain = explain_mode(st.settings.explain)
     pred = r.model.predict_rows(row[None, :], explain)[0]
-    record(r.model, r.variant, pred, row)
+    record(r.model, r.variant, [pred], row[None, :])
     store(r.model, r.variant, [pred], row, batch=False)
     if r.shadow is not None:
         shadow_pred = r.shadow.predict_rows(row[None, :], None)[0]
-        record(r.shadow, "challenger", shadow_pred, row, shadow=True)
+        record(r.shadow, "challenger", [shadow_pred], row[None, :], shadow=True)
         store(r.shadow, "challenger", [shadow_pred], row, batch=False, shadow=True)
     out = {"request_id": g.request_id, **describe(r.model, pred, row, r.variant, explain, st.settings.reason_codes)}
     return jsonify(out)
@@ -152,8 +168,7 @@ def predict_batch():
     preds = r.model.predict_rows(X, explain)
     k = st.settings.reason_codes
     results = [describe(r.model, p, X[i], r.variant, explain, k) for i, p in enumerate(preds)]
-    for p in preds:
-        record(r.model, r.variant, p, None)
+    record(r.model, r.variant, preds, None)
     store(r.model, r.variant, preds, X, batch=True)
     return jsonify({"request_id": g.request_id, "model": {"name": r.model.name, "version": r.model.version},
                     "variant": r.variant, "count": len(results), "predictions": results})

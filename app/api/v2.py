@@ -66,8 +66,7 @@ def infer(name: str):
         raise RequestError(413, "too many rows", [{"field": "inputs", "problem": f"{len(X)} rows"}])
     _check_ranges(X, state().validator(model.schema), names)
     preds = model.predict_rows(X, None)
-    for p in preds:
-        record(model, r.variant, p, None)
+    record(model, r.variant, preds, None)
     store(model, r.variant, preds, X, batch=True)
     outputs: list[dict[str, Any]] = [
         {"name": "prediction", "datatype": "BYTES", "shape": [len(preds)], "data": [str(p.label) for p in preds]},

@@ -13,10 +13,14 @@ import time
 from typing import Any
 
 import orjson
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 SERVICE_NAME = "credit-score"
 _ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# ``extra={LINES: [fields, ...]}``: the record is written as one JSON line per entry, each the record's own
+# fields plus the entry's (a batch's prediction lines: formatted at ~2 us a line, written in one call)
+LINES = "credit_score.lines"
 
 
 class EcsJsonFormatter(OrjsonFormatter):
@@ -27,8 +31,15 @@ class EcsJsonFormatter(OrjsonFormatter):
     """
 
     def __init__(self, service_version: str = "", **kw: Any):
-        super().__init__(fmt="%(message)s", **kw)
+        super().__init__(fmt="%(message)s", reserved_attrs=[*RESERVED_ATTRS, LINES], **kw)
         self.service_version = service_version
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = record.__dict__.get(LINES)
+        if not lines:
+            return super().format(record)
+        head = orjson.loads(super().format(record))
+        return "\n".join(self.jsonify_log_record({**head, **line}) for line in lines)
 
     def formatTime(self, record, datefmt=None):  # noqa: N802 (logging API)
         ms = int(record.msecs)

@@ -12,7 +12,7 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from app.schema import DatasetSchema, Feature
 
@@ -75,6 +75,7 @@ class ApplicantModels:
         self._string_codes = {i: {c: float(j) for j, c in enumerate(f.accepted_codes)}
                               for i, f in enumerate(schema.features)
                               if f.type == "categorical" and any(isinstance(c, str) for c in f.categories or [])}
+        self._many = TypeAdapter(list[self.applicant])  # a batch validated in one call
 
     def json_schema(self) -> dict[str, Any]:
         s = self.applicant.model_json_schema()
@@ -90,35 +91,39 @@ class ApplicantModels:
             obj = self.applicant.model_validate(payload)
         except ValidationError as e:
             raise RequestError(422, "invalid applicant", _details(e, where)) from None
-        row = np.empty(len(self.names), dtype=np.float64)
-        for i, name in enumerate(self.names):
-            v = getattr(obj, name)
-            if v is None:
-                row[i] = np.nan
-            elif i in self._string_codes:
-                row[i] = self._string_codes[i][v]
-            else:
-                row[i] = float(v)
+        return np.array(self._values(obj), dtype=np.float64)
+
+    def _values(self, obj: BaseModel) -> list[Any]:
+        """A validated applicant's values in feature order: missing -> NaN, string codes -> their index,
+        undocumented codes remapped as the schema says."""
+        d = obj.__dict__
+        values = [d[name] for name in self.names]
+        for i, codes in self._string_codes.items():
+            if values[i] is not None:
+                values[i] = codes[values[i]]
         for i, mapping in self._remap.items():
-            row[i] = mapping.get(row[i], row[i])
-        return row
+            values[i] = mapping.get(values[i], values[i])
+        return [math.nan if v is None else v for v in values]
 
     def parse_many(self, rows: Any) -> np.ndarray:
         if not isinstance(rows, list):
             raise RequestError(400, "'instances' must be a list of applicant objects",
                                [{"field": "instances", "problem": f"expected a list, got {_kind(rows)}"}])
-        out = np.empty((len(rows), len(self.names)), dtype=np.float64)
+        try:
+            objs = self._many.validate_python(rows)
+        except ValidationError:  # row by row, for the errors' details
+            objs = None
+        if objs is not None:
+            return np.array([self._values(o) for o in objs], dtype=np.float64).reshape(len(objs), len(self.names))
         errors: list[dict[str, Any]] = []
         for k, item in enumerate(rows):
             try:
-                out[k] = self.parse(item, where=f"instances[{k}]")
+                self.parse(item, where=f"instances[{k}]")
             except RequestError as e:
                 errors.extend(e.details)
                 if len(errors) >= 50:
                     break
-        if errors:
-            raise RequestError(422, "invalid applicants", errors[:50])
-        return out
+        raise RequestError(422, "invalid applicants", errors[:50] or [{"field": "instances", "problem": "invalid"}])
 
 
 def _kind(v: Any) -> str:

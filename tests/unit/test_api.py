@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -349,6 +350,26 @@ def test_json_logs_with_ecs_fields_and_no_features(store, capsys):
     pred = next(x for x in lines if x["message"] == "prediction" and x.get("trace.id") == "log-test")
     assert {"model.version", "model.variant", "prediction.class", "prediction.probability"} <= set(pred)
     assert "prediction.features" not in pred and "3913" not in json.dumps(pred)
+
+
+def test_a_batch_logs_one_json_line_per_prediction(store, capsys):
+    c = make_app(store).test_client()
+
+    def counted() -> float:  # metrics live as long as the process: compare before and after
+        text = c.get("/metrics").data.decode()
+        return sum(float(v) for v in re.findall(r'credit_score_predictions_total\{[^}]*version="1"[^}]*\} (\S+)', text))
+
+    before = counted()
+    rows = [ROW, {**ROW, "pay_0": -1, "pay_2": -1}, {**ROW, "limit_bal": 500000}]
+    r = post(c, "/predict/batch", {"instances": rows}, headers={"X-Request-ID": "batch-log"})
+    assert r.status_code == 200
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    preds = [x for x in lines if x["message"] == "prediction" and x.get("trace.id") == "batch-log"]
+    assert [(p["prediction.class"], p["prediction.probability"]) for p in preds] == \
+        [(str(p["prediction"]), p["probability"]) for p in r.json["predictions"]]
+    for p in preds:
+        assert p["model.version"] == "1" and p["log.level"] == "info" and "@timestamp" in p
+    assert counted() - before == 3
 
 
 # ---- the model object: reason codes --------------------------------------------------------------------

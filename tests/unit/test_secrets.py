@@ -173,13 +173,18 @@ def test_filter_redacts_messages_args_extras_and_tracebacks(monkeypatch, json_fo
     handler.addFilter(s.SecretRedactingFilter(p))
     _emit(handler, "header was %s", f"Bearer {SECRET}", **{"http.request.header": SECRET})
     _emit(handler, "failed for %r", SECRET, exc=True)
+    if json_format:  # a record written as several lines (a batch's predictions): their fields too
+        from app.monitoring.logging import LINES
+
+        _emit(handler, "prediction", **{LINES: [{"trace.id": SECRET, "n": 1}, {"trace.id": "ok", "n": 2}]})
     text = out.getvalue()
     assert SECRET not in text
     assert text.count(s.REDACTED) >= 3 and "RuntimeError: boom with [REDACTED]" in text
     if json_format:
-        lines = [json.loads(line) for line in text.splitlines()]
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
         assert lines[0]["message"] == "header was Bearer [REDACTED]"
         assert lines[0]["http.request.header"] == s.REDACTED
+        assert [(x["trace.id"], x["n"]) for x in lines[-2:]] == [(s.REDACTED, 1), ("ok", 2)]
 
 
 # ---- the command -----------------------------------------------------------------------------------------------
