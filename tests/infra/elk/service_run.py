@@ -33,13 +33,18 @@ class ServiceRun:
     statuses: dict[str, int]  # what each driven call answered
 
 
-def _wait_for(log: Path, needle: str, timeout: float = 60.0) -> None:
+def _wait_for(log: Path, what: str, match, timeout: float = 60.0) -> None:
+    """Until a JSON line of ``log`` satisfies ``match`` (decoded: independent of the JSON's spacing)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if needle in log.read_text():
-            return
+        for x in log.read_text().splitlines():
+            try:
+                if x.startswith("{") and match(json.loads(x)):
+                    return
+            except ValueError:  # a line still being written
+                continue
         time.sleep(0.2)
-    raise AssertionError(f"{needle!r} never appeared in {log}:\n{log.read_text()[-2000:]}")
+    raise AssertionError(f"{what} never appeared in {log}:\n{log.read_text()[-2000:]}")
 
 
 def drive_service(tmp: Path, schema, frame) -> ServiceRun:
@@ -83,13 +88,13 @@ def drive_service(tmp: Path, schema, frame) -> ServiceRun:
         # a new champion: every worker logs "model loaded" with the previous version
         v3 = register_bundle(settings, xgb, tmp, trained_at="2026-01-01T00:00:00Z")  # the monitor's schedule
         reg.promote(v3, "champion")
-        _wait_for(log, f'"model.previous_version": "{v1}"')
+        _wait_for(log, "a reload from the first champion", lambda d: d.get("model.previous_version") == v1)
         # a tampered version: refused, logged with the reason
         v4 = register_bundle(settings, xgb, tmp)
         f = reg.bundle_path(v4) / "model.ubj"
         f.write_bytes(f.read_bytes()[:-10] + b"0123456789")
         reg.promote(v4, "champion")
-        _wait_for(log, '"refused model version"')
+        _wait_for(log, "the refused version", lambda d: d.get("message") == "refused model version")
         statuses["predict_after_reload"] = http("POST", b + "/predict", ROW, {"X-Request-ID": "elk-after"})[0]
         if job:  # the job process ends by itself (no data); wait for it so that nothing outlives the test
             deadline = time.time() + 90
@@ -119,10 +124,10 @@ def _store_outage(tmp: Path, row: dict) -> Path:
     try:
         for i in range(4):
             assert http("POST", server.base + "/predict", row, {"X-Request-ID": f"elk-store-{i}"})[0] == 200
-        _wait_for(log, '"prediction store')
+        _wait_for(log, "a store line", lambda d: d.get("message", "").startswith("prediction store"))
     finally:
         server.stop()
-    _wait_for(log, '"store.dropped"')
+    _wait_for(log, "a drop count", lambda d: "store.dropped" in d)
     return log
 
 
@@ -150,7 +155,7 @@ def _monitor_runs(tmp: Path, jobs: Path) -> Path:
         finally:
             os.close(fd)
         monitor()
-    _wait_for(out, '"retrain.job_id": "')
+    _wait_for(out, "the triggered job", lambda d: "retrain.job_id" in d)
     job = next(json.loads(x)["retrain.job_id"] for x in out.read_text().splitlines()
                if x.startswith("{") and json.loads(x).get("message") == "retrain triggered")
     deadline = time.time() + 90  # the job ends by itself (no data); nothing outlives the test
