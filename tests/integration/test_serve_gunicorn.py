@@ -186,8 +186,15 @@ def test_graceful_shutdown_finishes_in_flight_requests(server):
         t.join(10)
     assert s.proc.wait(20) == 0
     ok = [r for r in results if r[0] == 200]
-    broken = [r for r in results if r[0] not in (200,) and "Connection refused" not in str(r[0])]
+    never_accepted = ("Connection refused", "Connection reset by peer")
+    broken = [r for r in results if r[0] != 200 and not any(x in str(r[0]) for x in never_accepted)]
     assert ok and not broken, broken[:3]
+    # a reset comes from a connection the kernel had queued when the listener closed: no worker accepted it, so
+    # it was never in flight. Every request the app did answer (one "request" line each, written before the
+    # response is sent) reached its client: none was cut off by the shutdown.
+    lines = [json.loads(x) for x in s.log.read_text().splitlines() if x.startswith("{")]
+    answered = [x for x in lines if x.get("message") == "request" and x.get("url.path") == "/predict"]
+    assert len(answered) == len(ok) and all(x["http.response.status_code"] == 200 for x in answered)
 
 
 def test_retrain_job_runs_to_completion(tmp_path, store):
