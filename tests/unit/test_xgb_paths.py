@@ -56,8 +56,10 @@ def test_served_model_answers_single_rows_from_the_paths_with_xgboost_numbers(xg
     assert np.allclose([p.bad_probability for p in many], proba, atol=1e-6)
 
 
-def test_one_row_path_answers_as_the_general_path(xgb_bundle, small_frame, schema):
+@pytest.mark.parametrize(("bad_index", "threshold"), [(1, None), (1, 0.3), (0, None), (0, 0.3)])
+def test_one_row_path_answers_as_the_general_path(xgb_bundle, small_frame, schema, bad_index, threshold):
     m = ServedModel(bundle=xgb_bundle, name="m", version="1", alias="champion")
+    m.bad_index, m.threshold = bad_index, threshold  # the bad class first, and a decision threshold: both paths
     X = np.array(small_frame[schema.feature_names].to_numpy(float)[:20])  # noqa: N806
     X[3, 5] = np.nan  # a missing value takes the default branch on both paths
     for explain in ("fast", None):
