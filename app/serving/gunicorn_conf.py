@@ -1,8 +1,11 @@
 """gunicorn configuration, from the same settings as everything else (``credit-score serve`` uses it).
 
 Sync workers, one inference thread each (OMP_NUM_THREADS=1 is set by ``credit-score serve``), JSON logs,
-graceful shutdown on SIGTERM within ``graceful_timeout``, and the Prometheus multiprocess clean-up hook.
+graceful shutdown on SIGTERM within ``graceful_timeout``, the Prometheus multiprocess clean-up hook, and the
+worker's start-up heap frozen for the garbage collector.
 """
+
+import gc
 
 from app.config import get_settings
 from app.monitoring.logging import gunicorn_logconfig, gunicorn_logger_class
@@ -28,3 +31,14 @@ control_socket_disable = True
 
 def child_exit(server, worker):  # noqa: ARG001 (gunicorn hook signature)
     mark_worker_dead(worker.pid)
+
+
+def post_worker_init(worker):  # noqa: ARG001 (gunicorn hook signature)
+    """The app and its model are loaded: move every object so far out of the collector's reach (``gc.freeze``).
+
+    A worker starts with ~360,000 tracked objects (Flask, MLflow, scikit-learn, XGBoost, pandas), and every full
+    collection walked them all: 0.4 s here, and a 10,000-row batch's allocations triggered one about every
+    other batch. Frozen objects are never collected: what start-up leaves in reference cycles (at most the
+    first model, once replaced) stays, once per worker.
+    """
+    gc.freeze()
