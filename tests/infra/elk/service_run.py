@@ -19,6 +19,7 @@ from app.config import Settings
 from app.registry import Registry
 from tests.helpers import fit_bundle, register_bundle
 from tests.integration.test_serve_gunicorn import Server, http, server_env
+from tests.monitoring_helpers import wait_for
 from tests.tools import free_port
 from tests.unit.test_api import ROW, TOKEN
 
@@ -33,18 +34,21 @@ class ServiceRun:
     statuses: dict[str, int]  # what each driven call answered
 
 
+def _json_lines(log: Path) -> list[dict]:
+    out = []
+    for x in log.read_text().splitlines():
+        try:
+            if x.startswith("{"):
+                out.append(json.loads(x))
+        except ValueError:  # a line still being written
+            continue
+    return out
+
+
 def _wait_for(log: Path, what: str, match, timeout: float = 60.0) -> None:
     """Until a JSON line of ``log`` satisfies ``match`` (decoded: independent of the JSON's spacing)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for x in log.read_text().splitlines():
-            try:
-                if x.startswith("{") and match(json.loads(x)):
-                    return
-            except ValueError:  # a line still being written
-                continue
-        time.sleep(0.2)
-    raise AssertionError(f"{what} never appeared in {log}:\n{log.read_text()[-2000:]}")
+    if not wait_for(lambda: any(match(d) for d in _json_lines(log)), timeout):
+        raise AssertionError(f"{what} never appeared in {log}:\n{log.read_text()[-2000:]}")
 
 
 def drive_service(tmp: Path, schema, frame) -> ServiceRun:
@@ -156,8 +160,7 @@ def _monitor_runs(tmp: Path, jobs: Path) -> Path:
             os.close(fd)
         monitor()
     _wait_for(out, "the triggered job", lambda d: "retrain.job_id" in d)
-    job = next(json.loads(x)["retrain.job_id"] for x in out.read_text().splitlines()
-               if x.startswith("{") and json.loads(x).get("message") == "retrain triggered")
+    job = next(d["retrain.job_id"] for d in _json_lines(out) if d.get("message") == "retrain triggered")
     deadline = time.time() + 90  # the job ends by itself (no data); nothing outlives the test
     while time.time() < deadline:
         status = json.loads((jobs / f"{job}.json").read_text())
