@@ -4,21 +4,29 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint monitor monitoring-check bench bench-train bench-synthetic bench-serve bench-store clean
+.PHONY: help setup setup-dev run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint monitor monitoring-check bench bench-train bench-synthetic bench-serve bench-store clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt setup.py
+# Two stamps: serving and training need the runtime requirements only (`make run`); tests, linters and the
+# infrastructure tools (ansible, checkov, podman-compose...) come with the dev extra (`make test`).
+$(STAMP): requirements.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements-dev.txt -e .
+	$(BIN)/python -m pip install -q -e .
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install the package with its dev tools
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
+
+setup: $(STAMP) ## Create .venv and install the package with its runtime requirements
+setup-dev: $(DEV_STAMP) ## ...and the dev extra: test, lint and infrastructure tools
 
 bootstrap: setup ## Make the default data if none is configured; train and register if no champion exists
 	$(BIN)/credit-score bootstrap
@@ -31,32 +39,32 @@ serve: setup ## Serve the registered models (gunicorn) on CREDIT_SCORE_HOST:CRED
 train: setup ## Train on the configured data (CREDIT_SCORE_DATA) or the embedded default
 	$(BIN)/credit-score train
 
-test: setup ## The whole test suite (unit, integration, real components)
+test: setup-dev ## The whole test suite (unit, integration, real components)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: setup ## Unit tests only (the inner loop, < 3 minutes)
+test-fast: setup-dev ## Unit tests only (the inner loop, < 3 minutes)
 	$(BIN)/pytest -m "not slow" tests/unit $(PYTEST_ARGS)
 
-lint: setup ## Static checks
+lint: setup-dev ## Static checks
 	$(BIN)/ruff check app tests bench
 	$(BIN)/shellcheck vault/setup.sh elk/setup.sh
 
-k8s-validate: setup ## Kubernetes: render every overlay, validate strictly for 1.30 and 1.35, checkov, blue-green tests
+k8s-validate: setup-dev ## Kubernetes: render every overlay, validate strictly for 1.30 and 1.35, checkov, blue-green tests
 	$(BIN)/pytest -q tests/infra/kubernetes $(PYTEST_ARGS)
 
-k8s-render: setup ## Print the rendered manifests of OVERLAY=dev|staging|prod
+k8s-render: setup-dev ## Print the rendered manifests of OVERLAY=dev|staging|prod
 	$(BIN)/kubectl kustomize kubernetes/overlays/$(or $(OVERLAY),dev)
 
-test-elk: setup ## ELK: log contract, real Filebeat, OpenSearch-API store, Logstash/Kibana/ILM checks
+test-elk: setup-dev ## ELK: log contract, real Filebeat, OpenSearch-API store, Logstash/Kibana/ILM checks
 	$(BIN)/pytest tests/infra/elk $(PYTEST_ARGS)
 
-kibana-objects: setup ## Regenerate elk/kibana/credit-score.ndjson from elk/kibana/saved_objects.py
+kibana-objects: setup-dev ## Regenerate elk/kibana/credit-score.ndjson from elk/kibana/saved_objects.py
 	$(BIN)/python elk/kibana/saved_objects.py
 
-test-vault: setup ## Vault tests: real OpenBao dev servers, setup.sh, secret provider, leak search
+test-vault: setup-dev ## Vault tests: real OpenBao dev servers, setup.sh, secret provider, leak search
 	$(BIN)/pytest tests/unit/test_secrets.py tests/infra/vault $(PYTEST_ARGS)
 
-vault-dev: setup ## Local in-memory OpenBao on 127.0.0.1:8200 set up by vault/setup.sh (Ctrl-C stops it)
+vault-dev: setup-dev ## Local in-memory OpenBao on 127.0.0.1:8200 set up by vault/setup.sh (Ctrl-C stops it)
 	@token=$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n'); addr=http://127.0.0.1:8200; \
 	$(BIN)/bao server -dev -dev-no-store-token -dev-listen-address=127.0.0.1:8200 \
 	  -dev-root-token-id=$$token >/tmp/credit-score-bao-dev.log 2>&1 & pid=$$!; \
@@ -68,21 +76,21 @@ vault-dev: setup ## Local in-memory OpenBao on 127.0.0.1:8200 set up by vault/se
 monitor: setup ## One monitor run: drift, live performance, A/B, retrain policy, retention (reports/monitor/)
 	$(BIN)/credit-score monitor
 
-monitoring-check: setup ## Prometheus: promtool check config/rules, rule unit tests, real Prometheus scraping the service
+monitoring-check: setup-dev ## Prometheus: promtool check config/rules, rule unit tests, real Prometheus scraping the service
 	$(BIN)/pytest tests/integration/test_monitoring_prometheus.py tests/unit/test_monitoring_assets.py $(PYTEST_ARGS)
 
 bench: bench-synthetic bench-train bench-serve bench-store ## All benchmarks (by hand; prints ratios against in-run baselines)
 
-bench-train: setup ## Training grid: ours vs a plain imblearn cross_validate loop, same grid, same run
+bench-train: setup-dev ## Training grid: ours vs a plain imblearn cross_validate loop, same grid, same run
 	$(BIN)/python bench/train_bench.py
 
-bench-serve: setup ## /predict throughput with wrk: ours vs `mlflow models serve`, same model, same run
+bench-serve: setup-dev ## /predict throughput with wrk: ours vs `mlflow models serve`, same model, same run
 	$(BIN)/python bench/serve_bench.py
 
-bench-store: setup ## /predict throughput with the prediction store on vs off (wrk), same run
+bench-store: setup-dev ## /predict throughput with the prediction store on vs off (wrk), same run
 	$(BIN)/python bench/store_bench.py
 
-bench-synthetic: setup ## 1M synthetic rows: generate + validate
+bench-synthetic: setup-dev ## 1M synthetic rows: generate + validate
 	$(BIN)/python bench/synthetic_bench.py
 
 clean: ## Remove the virtualenv and generated files (keeps models/)
@@ -120,16 +128,16 @@ ci-info: ## Commit, image tag and tool versions (Jenkins "Checkout")
 	@echo "commit $$(git rev-parse HEAD 2>/dev/null || echo none)  image tag $(IMAGE_TAG)  version $(VERSION)"
 	@$(PYTHON) --version; $(CONTAINER_ENGINE) --version 2>/dev/null || echo "no $(CONTAINER_ENGINE)"
 
-lint-docker: setup ## hadolint on the Dockerfiles; compose file rendered and schema-checked
+lint-docker: setup-dev ## hadolint on the Dockerfiles; compose file rendered and schema-checked
 	$(BIN)/hadolint --config .hadolint.yaml docker/Dockerfile docker/Dockerfile.train
 	PATH="$(abspath $(BIN)):$$PATH" docker/scripts/lint-compose.sh
 
-lint-yaml: setup ## yamllint on the infrastructure YAML (.yamllint.yaml; ansible/ has ansible-lint's YAML rules)
+lint-yaml: setup-dev ## yamllint on the infrastructure YAML (.yamllint.yaml; ansible/ has ansible-lint's YAML rules)
 	$(BIN)/yamllint -s -c .yamllint.yaml $(wildcard docker jenkins monitoring elk kubernetes)
 
 ANSIBLE_INVENTORY ?= local
 
-lint-ansible: setup ## Ansible: ansible-lint (production profile) and --syntax-check of every playbook
+lint-ansible: setup-dev ## Ansible: ansible-lint (production profile) and --syntax-check of every playbook
 	cd ansible && $(abspath $(BIN))/ansible-lint
 	cd ansible && for p in site.yml deploy.yml rollback.yml; do \
 	  $(abspath $(BIN))/ansible-playbook --syntax-check -i inventories/$(ANSIBLE_INVENTORY) $$p || exit 1; done
@@ -137,7 +145,7 @@ lint-ansible: setup ## Ansible: ansible-lint (production profile) and --syntax-c
 wheel: setup ## Build the project's wheel into dist/ (what the Ansible deploy installs)
 	$(BIN)/python -m pip wheel -q --no-deps -w dist .
 
-deploy: wheel bootstrap ## Blue-green deploy of VERSION with ANSIBLE_INVENTORY (local: nginx on 127.0.0.1:8080)
+deploy: setup-dev wheel bootstrap ## Blue-green deploy of VERSION with ANSIBLE_INVENTORY (local: nginx on 127.0.0.1:8080)
 	cd ansible && $(abspath $(BIN))/ansible-playbook -i inventories/$(ANSIBLE_INVENTORY) deploy.yml \
 	  -e mlops_app_version=$(VERSION)
 
@@ -180,10 +188,10 @@ push: ## Push both images when PUBLISH=1; otherwise a dry run that checks they e
 	  $(CONTAINER_ENGINE) push $(IMAGE):$(IMAGE_TAG); $(CONTAINER_ENGINE) push $(TRAIN_IMAGE):$(IMAGE_TAG); \
 	else echo "dry run (PUBLISH=1 pushes): $(IMAGE):$(IMAGE_TAG) $(TRAIN_IMAGE):$(IMAGE_TAG)"; fi
 
-deploy-staging: setup ## Blue-green deploy of IMAGE_TAG to staging (DEPLOY_PATH=ansible|kubernetes)
+deploy-staging: setup-dev ## Blue-green deploy of IMAGE_TAG to staging (DEPLOY_PATH=ansible|kubernetes)
 	$(MAKE) --no-print-directory _deploy DEPLOY_ENV=staging
 
-promote-production: setup ## Production: blue-green deploy of IMAGE_TAG, then the model challenger -> champion
+promote-production: setup-dev ## Production: blue-green deploy of IMAGE_TAG, then the model challenger -> champion
 	$(MAKE) --no-print-directory _deploy DEPLOY_ENV=production
 	if $(BIN)/credit-score registry show challenger >/dev/null 2>&1; then \
 	  $(BIN)/credit-score registry promote challenger --alias champion; fi
@@ -191,7 +199,7 @@ promote-production: setup ## Production: blue-green deploy of IMAGE_TAG, then th
 smoke: ## Smoke test of DEPLOY_ENV (or SMOKE_URL): health, ready, a prediction, metrics
 	$(PYTHON) docker/scripts/smoke.py --url $(SMOKE_URL)
 
-rollback: setup ## Switch DEPLOY_ENV back to the previous colour (DEPLOY_PATH=ansible|kubernetes)
+rollback: setup-dev ## Switch DEPLOY_ENV back to the previous colour (DEPLOY_PATH=ansible|kubernetes)
 	@case "$(DEPLOY_PATH)" in \
 	  ansible) $(BIN)/ansible-playbook -i ansible/inventories/$(DEPLOY_ENV) ansible/rollback.yml ;; \
 	  kubernetes) $(BIN)/python kubernetes/scripts/bluegreen.py rollback ;; \
