@@ -45,8 +45,9 @@ test: setup-dev ## The whole test suite (unit, integration, real components)
 test-fast: setup-dev ## Unit tests only (the inner loop, < 3 minutes)
 	$(BIN)/pytest -m "not slow" tests/unit $(PYTEST_ARGS)
 
-lint: setup-dev ## Static checks
+lint: setup-dev ## Static checks: ruff, the layer contract (.importlinter), shellcheck
 	$(BIN)/ruff check app tests bench
+	$(BIN)/lint-imports
 	$(BIN)/shellcheck vault/setup.sh elk/setup.sh
 
 k8s-validate: setup-dev ## Kubernetes: render every overlay, validate strictly for 1.30 and 1.35, checkov, blue-green tests

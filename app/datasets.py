@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from app.schema import DatasetSchema
+from app.core.schema import DatasetSchema
+from app.core.validate import rename_source_columns  # lives with row validation; callers may import it here
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/350/default+of+credit+card+clients.zip"
 # sha256 of the UCI data as a CSV with the UCI codes (X1..X23, Y), as `to_csv(index=False)` writes it;
@@ -60,16 +61,6 @@ def read_table(path: str | Path, schema: DatasetSchema) -> pd.DataFrame:
     if len(df.columns) == 0:
         raise DataError(f"data file has no columns: {path}")
     return rename_source_columns(df, schema)
-
-
-def rename_source_columns(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """Accept the UCI-coded layout (X1..X23, Y, optionally an ID column) as well as the schema's names."""
-    codes = schema.source_columns
-    if codes and set(codes).issubset(df.columns) and not set(schema.feature_names) & set(df.columns):
-        df = df.rename(columns=codes)
-        drop = [c for c in df.columns if str(c).upper() == "ID"]
-        df = df.drop(columns=drop)
-    return df
 
 
 # ---- UCI download ------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """MLflow models-from-code definition of a registered version (no pickle).
 
 MLflow executes this file when it loads a version as a pyfunc model (e.g. ``mlflow models serve``); the
-project's own service loads the bundle directly (:mod:`app.bundle`). Nothing else imports this module.
+project's own service loads the bundle directly (:mod:`app.core.bundle`). Nothing else imports this module.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from mlflow.pyfunc import PythonModel
 
 class CreditScorePyfunc(PythonModel):
     def load_context(self, context) -> None:
-        from app.bundle import load_bundle
+        from app.core.bundle import load_bundle
 
         self.bundle = load_bundle(context.artifacts["bundle"], expected_sha256=None)
 
@@ -22,7 +22,7 @@ class CreditScorePyfunc(PythonModel):
         b = self.bundle
         X = model_input[b.schema.feature_names].to_numpy(dtype=np.float64)  # noqa: N806
         proba = b.predict_proba(X)
-        from app.training.metrics import predict_labels
+        from app.core.labels import predict_labels
 
         pred = predict_labels(proba, b.bad_index, b.threshold)
         out = pd.DataFrame({"prediction": np.asarray(b.classes, dtype=object)[pred]})

@@ -2,7 +2,7 @@
 
 Embedded default: a SQLite store and local artifacts under ``models/``; any tracking server through MLflow's
 own ``MLFLOW_TRACKING_URI``. Each version is an MLflow pyfunc model (models-from-code, no pickle) whose
-artifacts hold our bundle (:mod:`app.bundle`); the version carries lineage tags, among them the bundle's
+artifacts hold our bundle (:mod:`app.core.bundle`); the version carries lineage tags, among them the bundle's
 ``artifact_sha256``, which is checked before anything is loaded.
 
 Aliases: ``champion`` and ``challenger``. Every change of champion pushes the previous one onto the
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.bundle import BundleError, ModelBundle, load_bundle
 from app.config import Settings
+from app.core.bundle import BundleError, ModelBundle, load_bundle
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

@@ -60,7 +60,7 @@ class EcsJsonFormatter(OrjsonFormatter):
 
 
 def json_formatter() -> EcsJsonFormatter:
-    from app import __version__
+    from app.version import __version__
 
     return EcsJsonFormatter(service_version=__version__)
 

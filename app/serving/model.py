@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from app.bundle import ModelBundle
+from app.core.bundle import ModelBundle
+from app.core.labels import predict_labels
 from app.serving.xgb_paths import TreePaths
-from app.training.metrics import predict_labels
 
 PATHS_MAX_ROWS = 4  # up to this many rows numpy walks the trees (app/serving/xgb_paths.py); XGBoost beyond
 

@@ -14,8 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from app.bundle import BundleError
 from app.config import Settings
+from app.core.bundle import BundleError
 from app.registry import CHALLENGER, CHAMPION, Registry, RegistryError
 from app.serving.model import ServedModel
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from app.schema import DatasetSchema, Feature
+from app.core.schema import DatasetSchema, Feature
 
 
 class RequestError(ValueError):

@@ -1,5 +1,8 @@
 """Credit-risk metrics for binary and multiclass models, and decision-threshold tuning.
 
+The decision rule itself (:func:`~app.core.labels.predict_labels`) lives in the core, where serving takes it
+from; it is re-exported here for the callers that know it by this path.
+
 Labels are class indices (0..K-1 in the schema's class order); ``proba`` is (n, K). For a binary model the
 "positive" class is the schema's bad class and the decision is ``proba[:, bad] >= threshold``.
 """
@@ -21,17 +24,14 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from app.core.labels import predict_labels
+
+__all__ = ["HIGHER_IS_BETTER", "SCALAR_METRICS", "compute_metrics", "ks_statistic", "predict_labels",
+           "scalar_metrics", "tune_threshold"]
+
 SCALAR_METRICS = ("roc_auc", "pr_auc", "f1_macro", "accuracy", "balanced_accuracy", "brier",
                   "precision_macro", "recall_macro", "ks", "gini", "f1_bad", "precision_bad", "recall_bad")
 HIGHER_IS_BETTER = {m: m != "brier" for m in SCALAR_METRICS}
-
-
-def predict_labels(proba: np.ndarray, bad_index: int, threshold: float | None) -> np.ndarray:
-    """Binary: bad when P(bad) >= threshold, else the other class. Multiclass: the most probable class."""
-    if proba.shape[1] == 2 and threshold is not None:
-        good_index = 1 - bad_index
-        return np.where(proba[:, bad_index] >= threshold, bad_index, good_index)
-    return np.argmax(proba, axis=1)
 
 
 def ks_statistic(y_bad: np.ndarray, score: np.ndarray) -> float:

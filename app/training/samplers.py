@@ -15,7 +15,7 @@ from sklearn.ensemble import RandomForestClassifier
 from xgboost import XGBClassifier
 
 from app.config import TrainingConfig
-from app.training.features import CreditFeatures
+from app.core.features import CreditFeatures
 
 SAMPLER_LABELS = {
     "none": "none",

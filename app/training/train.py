@@ -16,19 +16,20 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from app.bundle import BundleError, ModelBundle
 from app.config import PROJECT_ROOT, Settings, TrainingConfig
+from app.core.bundle import BundleError, ModelBundle
+from app.core.fairness import fairness_ratios
+from app.core.labels import predict_labels
+from app.core.profile import build_profile
+from app.core.schema import DatasetSchema
+from app.core.validate import ValidationFailed, validate
 from app.datasets import file_sha256, read_table
-from app.monitoring.drift import build_profile
-from app.monitoring.fairness import fairness_ratios
 from app.registry import CHALLENGER, CHAMPION, Registry, RegistryError
-from app.schema import DatasetSchema
 from app.training.gate import GateResult, evaluate_gate
 from app.training.grid import ComboResult, run_grid
-from app.training.metrics import compute_metrics, predict_labels, scalar_metrics, tune_threshold
+from app.training.metrics import compute_metrics, scalar_metrics, tune_threshold
 from app.training.report import write_report
 from app.training.samplers import combo_label, make_pipeline
-from app.training.validate import ValidationFailed, validate
 
 EXIT_DATA = 1
 EXIT_GATE = 3
@@ -251,8 +252,8 @@ def _importances(bundle: ModelBundle) -> list[tuple[str, float]]:
 def fairness_table(schema: DatasetSchema, X: np.ndarray, y: np.ndarray, proba: np.ndarray,  # noqa: N803
                    threshold: float | None) -> list[dict[str, Any]]:
     """Per protected group: approval rate (not predicted bad), TPR and FPR for the bad class, and the approval
-    rate relative to the best-approved group (app/monitoring/fairness.py; the monitor uses the same table)."""
-    from app.monitoring.fairness import fairness_table as table
+    rate relative to the best-approved group (app/core/fairness.py; the monitor uses the same table)."""
+    from app.core.fairness import fairness_table as table
 
     pred_bad = predict_labels(proba, schema.bad_index, threshold) == schema.bad_index
     return table(schema, X, y == schema.bad_index, pred_bad)
