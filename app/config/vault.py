@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from app.config.base import EnvSettings
@@ -63,8 +63,12 @@ class VaultSettings(EnvSettings):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _strip(cls, v: Any) -> Any:
-        return v.strip() if isinstance(v, str) else v
+    def _strip(cls, v: Any, info: ValidationInfo) -> Any:
+        """Surrounding blanks go; a blank value counts as unset (the field's default), as an empty one does."""
+        if not isinstance(v, str):
+            return v
+        v = v.strip()
+        return v if v else cls.model_fields[info.field_name].get_default(call_default_factory=True)
 
     @field_validator("auth", "env", mode="before")
     @classmethod
@@ -78,7 +82,7 @@ class VaultSettings(EnvSettings):
 
     @field_validator("skip_verify", "env_fallback", mode="before")
     @classmethod
-    def _bool(cls, v: Any, info: Any) -> Any:
+    def _bool(cls, v: Any, info: ValidationInfo) -> Any:
         return _parse_bool(v, _BOOL_VARS[info.field_name]) if isinstance(v, str) else v
 
     @field_validator("secrets", mode="before")

@@ -105,7 +105,7 @@ def test_vault_settings_from_the_process_environment(monkeypatch, tmp_path):
            "CREDIT_SCORE_VAULT_K8S_TOKEN_PATH": str(tmp_path / "jwt"), "CREDIT_SCORE_VAULT_TTL": "7",
            "CREDIT_SCORE_VAULT_MAX_STALE": "30", "CREDIT_SCORE_VAULT_TIMEOUT": "2", "CREDIT_SCORE_VAULT_PATH": "a/b/",
            "CREDIT_SCORE_VAULT_SECRETS": "database_url=db/app#url", "CREDIT_SCORE_VAULT_APPROLE_MOUNT": "",
-           "CREDIT_SCORE_VAULT_RENEW_FRACTION": "0.5"}
+           "CREDIT_SCORE_VAULT_RENEW_FRACTION": "0.5", "CREDIT_SCORE_VAULT_MOUNT": "  "}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     for v in (VaultSettings(), VaultSettings.from_env()):
@@ -115,7 +115,7 @@ def test_vault_settings_from_the_process_environment(monkeypatch, tmp_path):
         assert v.token.get_secret_value() == "t0ken-value" and "t0ken-value" not in repr(v)
         assert (v.cacert, v.k8s_token_path, v.skip_verify) == (tmp_path / "ca", tmp_path / "jwt", False)
         assert v.path == "a/b" and v.secrets == {"database_url": "db/app#url"}
-        assert v.approle_mount == "approle"  # empty counts as unset
+        assert v.approle_mount == "approle" and v.mount == "secret"  # empty or blank counts as unset
     assert VaultSettings(ttl=1).ttl == 1.0  # the constructor wins
     assert VaultSettings.from_env({}).auth == "none"  # an explicit mapping instead of os.environ
 
