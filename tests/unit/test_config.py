@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import PROJECT_ROOT, Settings, TrainingConfig, VaultSettings
+from app.config import PROJECT_ROOT, Settings, TrainingConfig, VaultSettings, load_training_config
 from app.config.groups import JobSettings, MonitorSettings, PathSettings, ServingSettings, StoreSettings
 
 
@@ -69,10 +69,22 @@ def test_each_setting_has_exactly_one_environment_variable(monkeypatch):
 def test_unrelated_prefixed_variables_do_not_stop_the_application(monkeypatch):
     # not settings: the job id of a retrain, setup.sh seeds, the secrets' environment fallback, a typo
     for var in ("CREDIT_SCORE_JOB_ID", "CREDIT_SCORE_SEED_ADMIN_TOKEN", "CREDIT_SCORE_MLFLOW_PASSWORD",
-                "CREDIT_SCORE_VAULT_NO_SUCH_KEY", "CREDIT_SCORE_PORTT", "CREDIT_SCORE_TRAINING__NO_SUCH_KEY"):
+                "CREDIT_SCORE_VAULT_NO_SUCH_KEY", "CREDIT_SCORE_PORTT"):
         monkeypatch.setenv(var, "1")
     assert Settings().port == 8000
     assert VaultSettings().auth == "none"
+
+
+def test_unknown_training_keys_are_errors(monkeypatch, tmp_path):
+    # the training section is ours alone: a misspelt key is a mistake, said clearly, not a silent default
+    config = tmp_path / "train.yaml"
+    config.write_text("cv_fold: 3\n")
+    with pytest.raises(ValidationError, match="cv_fold"):
+        load_training_config(config)
+    assert load_training_config(None).cv_folds == 5
+    monkeypatch.setenv("CREDIT_SCORE_TRAINING__XGBOOST__N_ESTIMATOR", "10")
+    with pytest.raises(ValidationError, match="n_estimator"):
+        Settings()
 
 
 def test_empty_store_url_still_disables_the_store(monkeypatch):
