@@ -202,3 +202,39 @@ def test_cli_exit_codes(monkeypatch, capsys):
     assert s.main(["check"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["present"]["admin_token"] is True and SECRET not in out.out + out.err
+
+
+# ---- cache, staleness and back-off, driven by an injected clock (no Vault, no waiting) -------------------------
+def test_cache_staleness_and_back_off_follow_the_injected_clock(monkeypatch):
+    now = [0.0]
+    p = s.build_provider(s.VaultSettings(addr="http://127.0.0.1:9", auth="approle", role_id="role-abc", ttl=10,
+                                         max_stale=20, env="production"), clock=lambda: now[0])
+    answers: list = [{"admin_token": "first-value"}]
+    reads: list[float] = []
+
+    def read(path):
+        reads.append(now[0])
+        answer = answers.pop(0) if answers else s.SecretsUnavailable("reading secret/x at addr failed: down")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(p.session, "read", read)
+    assert p.get("admin_token") == "first-value" and p.healthy
+    now[0] = 9.9
+    assert p.get("admin_token") == "first-value" and reads == [0.0]  # within the TTL: cached
+    now[0] = 10.0
+    assert p.get("admin_token") == "first-value" and reads == [0.0, 10.0]  # refresh failed: stale value
+    assert not p.healthy and p.status()["last_error"].endswith("down")
+    now[0] = 14.9
+    assert p.get("admin_token") == "first-value" and len(reads) == 2  # back-off: min(5 s, TTL)
+    now[0] = 15.0
+    assert p.get("admin_token") == "first-value" and len(reads) == 3
+    now[0] = 29.9
+    assert p.get("admin_token") == "first-value"  # TTL + max_stale not yet over
+    now[0] = 30.0
+    assert p.get("admin_token") is None  # too old: production fails closed
+    answers.append({"admin_token": "second-value"})
+    now[0] = 35.0
+    assert p.get("admin_token") == "second-value" and p.healthy
+    assert p.stats["failures"] == len(reads) - 2

@@ -181,6 +181,7 @@ def test_service_openbao_and_mlflow_start_and_answer(podman, serve_image, train_
 
         # a model registered through the tracking server (artifacts proxied by it)
         settings = Settings(mlflow_tracking_uri=mlflow_url, models_dir=tmp_path / "unused")
+        assert settings.tracking_uri == mlflow_url, "the model must go to the tracking server, not a local store"
         version = register_bundle(settings, fit_bundle(schema, small_frame, threshold=0.3), tmp_path)
         Registry(settings).promote(version, "champion")
 

@@ -193,6 +193,23 @@ def fixed_approle(server: BaoServer, role_id: str, secret_id: str, role: str = "
     c.write_data(f"auth/approle/role/{role}/custom-secret-id", data={"secret_id": remember(secret_id)})
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand: ``SecretProvider(clock=...)`` sees TTLs pass without a wait.
+
+    Only the provider's cache, staleness, back-off and token-renewal decisions follow it; the OpenBao server
+    keeps real time (a token's TTL on the server is not shortened by advancing this clock).
+    """
+
+    def __init__(self, start: float = 10_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def settings_for(server: BaoServer | str, **over) -> VaultSettings:
     addr = server if isinstance(server, str) else server.addr
     base = {"addr": addr, "auth": "approle", "ttl": 60.0, "timeout": 3.0}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import inspect
 import logging
-import time
 
 import pytest
 from flask import Flask, abort, request
@@ -22,9 +21,15 @@ TTL = 1.0
 
 
 @pytest.fixture
-def provider(bao, providers):
+def clock():
+    return h.FakeClock()
+
+
+@pytest.fixture
+def provider(bao, providers, clock):
     role_id, secret_id = h.approle_credentials(bao)
-    p = build_provider(h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=TTL, env="production"))
+    p = build_provider(h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=TTL, env="production"),
+                       clock=clock)
     providers.append(p)
     return p
 
@@ -55,7 +60,7 @@ def mini_app(provider) -> Flask:
     return app
 
 
-def test_mini_app_accepts_the_vault_token_and_rejects_the_old_one_after_rotation(bao, app_values, provider):
+def test_mini_app_accepts_the_vault_token_and_rejects_the_old_one_after_rotation(bao, app_values, provider, clock):
     client = mini_app(provider).test_client()
     old = app_values["admin_token"]
     assert client.post("/admin/ping", headers=bearer(old)).status_code == 200
@@ -63,23 +68,23 @@ def test_mini_app_accepts_the_vault_token_and_rejects_the_old_one_after_rotation
     assert client.post("/admin/ping").status_code == 401
     new = rotate_admin_token(bao)
     assert client.post("/admin/ping", headers=bearer(new)).status_code == 403  # not yet: cached for the TTL
-    time.sleep(TTL + 0.1)
+    clock.advance(TTL + 0.1)
     assert client.post("/admin/ping", headers=bearer(new)).status_code == 200
     assert client.post("/admin/ping", headers=bearer(old)).status_code == 403
 
 
-def test_mini_app_fails_closed_when_vault_is_gone_in_production(bao_factory, providers):
+def test_mini_app_fails_closed_when_vault_is_gone_in_production(bao_factory, providers, clock):
     server = bao_factory("admin-outage")
     values = h.fresh_app_values()
     h.run_setup(server.addr, server.root_token, server.workdir / "setup.log", h.seed_env(values))
     role_id, secret_id = h.approle_credentials(server)
     p = build_provider(h.settings_for(server, role_id=role_id, secret_id=secret_id, ttl=0.2, max_stale=0,
-                                      env="production"))
+                                      env="production"), clock=clock)
     providers.append(p)
     client = mini_app(p).test_client()
     assert client.post("/admin/ping", headers=bearer(values["admin_token"])).status_code == 200
     server.stop()
-    time.sleep(0.3)
+    clock.advance(0.3)
     assert client.post("/admin/ping", headers=bearer(values["admin_token"])).status_code == 403
     assert not p.healthy
 
@@ -122,7 +127,7 @@ def real_app_factory(tmp_path, monkeypatch, vault_logs):
             root.removeHandler(handler)
 
 
-def test_real_app_retrain_uses_the_token_from_vault(bao, app_values, provider, real_app_factory):
+def test_real_app_retrain_uses_the_token_from_vault(bao, app_values, provider, clock, real_app_factory):
     application, started = real_app_factory(provider)
     client = application.test_client()
     old = app_values["admin_token"]
@@ -131,7 +136,8 @@ def test_real_app_retrain_uses_the_token_from_vault(bao, app_values, provider, r
     assert client.post("/model/retrain", headers=bearer("wrong-token")).status_code == 403
     assert client.post("/model/retrain").status_code == 401
     new = rotate_admin_token(bao)
-    time.sleep(TTL + 0.1)
+    assert client.post("/model/retrain", headers=bearer(new)).status_code == 403  # cached for the TTL
+    clock.advance(TTL + 0.1)
     assert client.post("/model/retrain", headers=bearer(new)).status_code == 202
     r = client.post("/model/retrain", headers=bearer(old))
     assert r.status_code == 403

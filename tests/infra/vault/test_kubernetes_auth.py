@@ -5,7 +5,6 @@ auth method, its config and role from setup.sh, the login, the policy on the tok
 
 from __future__ import annotations
 
-import time
 from unittest import mock
 
 import pytest
@@ -41,7 +40,7 @@ def test_kubernetes_login_reads_the_jwt_file_and_the_secret(bao, k8s_api, app_va
     _, kwargs = login_spy.call_args
     assert kwargs == {"role": "credit-score-app", "jwt": jwt, "mount_point": "kubernetes"}
     assert k8s_api.reviews[-1] == jwt  # Vault really asked the (fake) API server about this token
-    info = bao.client().auth.token.lookup(p._client.token)["data"]
+    info = bao.client().auth.token.lookup(p.session.client.token)["data"]
     assert set(info["policies"]) == {"credit-score-app", "default"}
     assert info["meta"]["service_account_namespace"] == "credit-score"
 
@@ -51,13 +50,14 @@ def test_projected_token_rotation_is_used_at_the_next_login(bao, k8s_api, app_va
     first = k8s_api.accept(h.jwt_for("credit-score", "credit-score"))
     token_file = tmp_path / "token"
     token_file.write_text(first)
-    p = build_provider(k8s_settings(bao, token_file, ttl=0.1))
+    clock = h.FakeClock()
+    p = build_provider(k8s_settings(bao, token_file, ttl=0.1), clock=clock)
     providers.append(p)
     assert p.get("admin_token") == app_values["admin_token"]
     second = k8s_api.accept(h.jwt_for("credit-score", "credit-score"))
     token_file.write_text(second)  # the kubelet refreshes the projected token
-    bao.client().auth.token.revoke(p._client.token)
-    time.sleep(0.2)
+    bao.client().auth.token.revoke(p.session.client.token)
+    clock.advance(0.2)
     assert p.get("admin_token") == app_values["admin_token"]
     assert [c.kwargs["jwt"] for c in login_spy.call_args_list] == [first, second]
 

@@ -13,7 +13,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -59,10 +58,11 @@ def test_no_secret_value_in_logs_or_errors(bao_factory, providers, monkeypatch, 
         for name in h.NAMES:
             monkeypatch.setenv(f"CREDIT_SCORE_{name.upper()}", h.fresh(f"env{name.replace('_', '')}"))
 
+        clock = h.FakeClock()
         prod = build_provider(h.settings_for(server, role_id=role_id, secret_id=secret_id, ttl=0.3, max_stale=0,
-                                             env="production", timeout=1.0))
+                                             env="production", timeout=1.0), clock=clock)
         dev = build_provider(h.settings_for(server, auth="token", token=static, ttl=0.3, max_stale=0,
-                                            timeout=1.0))
+                                            timeout=1.0), clock=clock)
         providers.extend([prod, dev])
         prod.check()
         dev.check()
@@ -75,14 +75,14 @@ def test_no_secret_value_in_logs_or_errors(bao_factory, providers, monkeypatch, 
         # rotation
         rotated = h.fresh_app_values()
         h.put_app_values(server, rotated)
-        time.sleep(0.4)
+        clock.advance(0.4)
         assert prod.get("admin_token") == rotated["admin_token"]
         assert dev.get("mlflow_password") == rotated["mlflow_password"]
 
         # revocation: AppRole logs in again; the static token cannot (development falls back to the environment)
-        server.client().auth.token.revoke(prod._client.token)
+        server.client().auth.token.revoke(prod.session.client.token)
         server.client().auth.token.revoke(static)
-        time.sleep(0.4)
+        clock.advance(0.4)
         assert prod.get("database_url") == rotated["database_url"]
         assert dev.get("admin_token") == os.environ["CREDIT_SCORE_ADMIN_TOKEN"]
         try:
@@ -102,7 +102,7 @@ def test_no_secret_value_in_logs_or_errors(bao_factory, providers, monkeypatch, 
 
         # outage
         server.stop()
-        time.sleep(0.4)
+        clock.advance(0.4)
         assert prod.get("admin_token") is None
         assert dev.get("feedback_token") == os.environ["CREDIT_SCORE_FEEDBACK_TOKEN"]
         with pytest.raises(SecretsUnavailable) as err:

@@ -28,8 +28,8 @@ def app_token(bao, ttl: str = "1h", **kw) -> str:
     return h.remember(resp["auth"]["client_token"])
 
 
-def provider(providers, settings) -> SecretProvider:
-    p = build_provider(settings)
+def provider(providers, settings, clock=None) -> SecretProvider:
+    p = build_provider(settings, clock=clock or time.monotonic)
     providers.append(p)
     return p
 
@@ -56,7 +56,7 @@ def test_approle_login_reads_kv_v2(bao, app_values, providers):
     assert p.get("admin_token") == app_values["admin_token"]
     assert p.get("mlflow_password") == app_values["mlflow_password"]
     assert p.stats["logins"] == 1 and p.stats["reads"] == 1
-    token = p._client.token
+    token = p.session.client.token
     info = bao.client().auth.token.lookup(token)["data"]
     assert set(info["policies"]) == {"credit-score-app", "default"} and info["meta"]["role_name"] == "credit-score-app"
     status = p.status()
@@ -68,15 +68,16 @@ def test_secret_id_file_is_read_at_each_login(bao, app_values, providers, tmp_pa
     role_id, secret_id = h.approle_credentials(bao)
     sid_file = tmp_path / "secret-id"
     sid_file.write_text(secret_id + "\n")
-    p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id_file=sid_file, ttl=0.1))
+    clock = h.FakeClock()
+    p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id_file=sid_file, ttl=0.1), clock)
     assert p.get("admin_token") == app_values["admin_token"]
     # Ansible rotates the secret ID: the file changes, the old ID is destroyed, the token gets revoked
     _, new_secret_id = h.approle_credentials(bao)
     sid_file.write_text(new_secret_id)
     c = bao.client()
     c.write_data("auth/approle/role/credit-score-app/secret-id/destroy", data={"secret_id": secret_id})
-    c.auth.token.revoke(p._client.token)
-    time.sleep(0.2)
+    c.auth.token.revoke(p.session.client.token)
+    clock.advance(0.2)  # past the cache TTL: the next get reads, is refused, and logs in with the new ID
     assert p.get("admin_token") == app_values["admin_token"]
     assert p.stats["logins"] == 2
 
@@ -110,49 +111,65 @@ def test_policy_denies_other_paths_with_a_clear_error(bao, providers):
 # ---- rotation, renewal, revocation ---------------------------------------------------------------------------
 def test_rotation_is_picked_up_after_the_ttl(bao, app_values, providers):
     role_id, secret_id = h.approle_credentials(bao)
-    p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=1.0))
+    clock = h.FakeClock()
+    p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=1.0), clock)
     assert p.get("admin_token") == app_values["admin_token"]
     rotated = h.fresh("rotatedadmin")
     bao.client().secrets.kv.v2.patch(path=h.APP_PATH, secret={"admin_token": rotated}, mount_point="secret")
     assert p.get("admin_token") == app_values["admin_token"]  # still cached
-    time.sleep(1.1)
+    clock.advance(0.9)
+    assert p.get("admin_token") == app_values["admin_token"]  # still within the TTL
+    clock.advance(0.2)
     assert p.get("admin_token") == rotated
+    assert p.stats["reads"] == 2
     assert p.get("feedback_token") == app_values["feedback_token"]  # a patch keeps the other keys
     assert p.redact(f"a {app_values['admin_token']} b {rotated}") == "a [REDACTED] b [REDACTED]"
 
 
 def test_token_is_renewed_before_it_expires(bao, app_values, providers):
     role_id, secret_id = short_role(bao, "cs-renew", ttl="6s", max_ttl="60s")
-    p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=0.2))
+    clock = h.FakeClock()
+    p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=0.2), clock)
     assert p.get("admin_token") == app_values["admin_token"]
-    token = p._client.token
-    for _ in range(2):  # 2 x 4.5 s > the token's 6 s TTL: alive only because it was renewed
-        time.sleep(4.5)
-        assert p.get("admin_token") == app_values["admin_token"]
-    assert p._client.token == token and p.stats["logins"] == 1 and p.stats["renewals"] == 2
-    assert bao.client().auth.token.lookup(token)["data"]["ttl"] > 2
+    token = p.session.client.token
+    assert not bao.client().auth.token.lookup(token)["data"].get("last_renewal_time")  # never renewed yet
+    clock.advance(3.9)  # 2.1 s of the token's 6 s left: more than a third, no renewal yet (but a fresh read)
+    assert p.get("admin_token") == app_values["admin_token"]
+    assert p.stats["renewals"] == 0 and p.stats["reads"] == 2
+    clock.advance(0.6)  # 1.5 s left: renewed (renew-self on the server, which resets the TTL to 6 s)
+    assert p.get("admin_token") == app_values["admin_token"]
+    assert p.stats["renewals"] == 1
+    clock.advance(4.5)  # 1.5 s left of the renewed TTL: renewed again
+    assert p.get("admin_token") == app_values["admin_token"]
+    assert p.stats["renewals"] == 2
+    assert p.session.client.token == token and p.stats["logins"] == 1
+    info = bao.client().auth.token.lookup(token)["data"]
+    assert info.get("last_renewal_time") and info["ttl"] > 2  # the server recorded the renewals
 
 
 def test_token_at_its_max_ttl_is_replaced_by_a_new_login(bao, app_values, providers):
     role_id, secret_id = short_role(bao, "cs-maxttl", ttl="3s", max_ttl="3s")
     p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=0.2))
     assert p.get("admin_token") == app_values["admin_token"]
-    first = p._client.token
+    first = p.session.client.token
+    # real time, not the fake clock: the max TTL that caps the renewal is the server's, and it runs on its clock
     time.sleep(2.3)  # < 1/3 of the TTL left and the max TTL leaves nothing to renew into
     assert p.get("admin_token") == app_values["admin_token"]
-    assert p._client.token != first and p.stats["logins"] == 2
+    assert p.session.client.token != first and p.stats["logins"] == 2
 
 
 def test_revoked_token_leads_to_a_new_approle_login(bao, app_values, providers, caplog):
     role_id, secret_id = h.approle_credentials(bao)
-    p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=0.2, env="production"))
+    clock = h.FakeClock()
+    p = provider(providers, h.settings_for(bao, role_id=role_id, secret_id=secret_id, ttl=0.2, env="production"),
+                 clock)
     assert p.get("admin_token") == app_values["admin_token"]
-    old = p._client.token
+    old = p.session.client.token
     bao.client().auth.token.revoke(old)
-    time.sleep(0.3)
+    clock.advance(0.3)
     with caplog.at_level(logging.INFO, logger="credit_score.secrets"):
         assert p.get("admin_token") == app_values["admin_token"]
-    assert p._client.token != old and p.stats["reauths"] == 1 and p.stats["logins"] == 2 and p.healthy
+    assert p.session.client.token != old and p.stats["reauths"] == 1 and p.stats["logins"] == 2 and p.healthy
     assert "logging in again" in caplog.text
     with pytest.raises(hvac.exceptions.Forbidden):
         bao.client(old).auth.token.lookup_self()
@@ -163,12 +180,13 @@ def test_revoked_static_token_fails_closed_in_production_and_falls_back_in_devel
     env_admin = h.fresh("envadmin")
     monkeypatch.setenv("CREDIT_SCORE_ADMIN_TOKEN", env_admin)
     token = app_token(bao)
+    clock = h.FakeClock()
     prod = provider(providers, h.settings_for(bao, auth="token", token=token, ttl=0.2, max_stale=0,
-                                             env="production"))
-    dev = provider(providers, h.settings_for(bao, auth="token", token=token, ttl=0.2, max_stale=0))
+                                             env="production"), clock)
+    dev = provider(providers, h.settings_for(bao, auth="token", token=token, ttl=0.2, max_stale=0), clock)
     assert prod.get("admin_token") == dev.get("admin_token") == app_values["admin_token"]
     bao.client().auth.token.revoke(token)
-    time.sleep(0.3)
+    clock.advance(0.3)
     assert prod.get("admin_token") is None  # fail closed: the admin endpoint answers 403
     assert not prod.healthy
     with pytest.raises(SecretsUnavailable, match="revoked or expired"):
@@ -206,7 +224,7 @@ def test_close_revokes_the_login_token(bao, app_values):
     role_id, secret_id = h.approle_credentials(bao)
     p = build_provider(h.settings_for(bao, role_id=role_id, secret_id=secret_id))
     assert p.get("admin_token") == app_values["admin_token"]
-    token = p._client.token
+    token = p.session.client.token
     p.close()
     p.close()  # idempotent
     with pytest.raises(hvac.exceptions.Forbidden):
@@ -266,10 +284,6 @@ def test_explicit_fallback_in_production_is_allowed(providers, monkeypatch):
     assert p.get("admin_token") == env_admin
 
 
-def sleep_until(t: float) -> None:
-    time.sleep(max(0.0, t - time.monotonic()))
-
-
 def test_outage_while_running_then_recovery(bao_factory, providers, monkeypatch):
     server = bao_factory("outage")
     first = h.fresh_app_values()
@@ -279,21 +293,22 @@ def test_outage_while_running_then_recovery(bao_factory, providers, monkeypatch)
     env_admin = h.fresh("envadmin")
     monkeypatch.setenv("CREDIT_SCORE_ADMIN_TOKEN", env_admin)
     ttl, max_stale = 0.5, 3.0
+    clock = h.FakeClock()
     common = {"role_id": role_id, "secret_id": secret_id, "ttl": ttl, "timeout": 1.0}
-    stale_ok = provider(providers, h.settings_for(server, env="production", max_stale=60, **common))
-    prod = provider(providers, h.settings_for(server, env="production", max_stale=max_stale, **common))
-    dev = provider(providers, h.settings_for(server, max_stale=max_stale, **common))
+    stale_ok = provider(providers, h.settings_for(server, env="production", max_stale=60, **common), clock)
+    prod = provider(providers, h.settings_for(server, env="production", max_stale=max_stale, **common), clock)
+    dev = provider(providers, h.settings_for(server, max_stale=max_stale, **common), clock)
     for p in (stale_ok, prod, dev):
         assert p.get("admin_token") == first["admin_token"] and p.healthy
-    fetched = time.monotonic()
 
     server.stop()
-    sleep_until(fetched + ttl + 0.1)  # past the cache TTL: the next read goes to Vault, which is gone
-    assert time.monotonic() < fetched + ttl + max_stale - 0.5, "stopping the server took too long"
+    clock.advance(ttl + 0.1)  # past the cache TTL: the next read goes to Vault, which is gone
     for p in (stale_ok, prod, dev):
         assert p.get("admin_token") == first["admin_token"]  # the last good values, within max_stale
         assert not p.healthy
-    sleep_until(fetched + ttl + max_stale + 0.3)
+    clock.advance(max_stale - 0.2)  # still within TTL + max_stale
+    assert prod.get("admin_token") == first["admin_token"]
+    clock.advance(0.4)  # past TTL + max_stale
     assert stale_ok.get("admin_token") == first["admin_token"]
     assert prod.get("admin_token") is None  # production: fail closed
     assert dev.get("admin_token") == env_admin  # development: the declared fallback
@@ -305,7 +320,10 @@ def test_outage_while_running_then_recovery(bao_factory, providers, monkeypatch)
     second = h.fresh_app_values()
     h.run_setup(server.addr, server.root_token, server.workdir / "setup.log", h.seed_env(second))
     h.fixed_approle(server, role_id, secret_id)
-    time.sleep(ttl + 0.1)  # the back-off after a failure is min(5 s, TTL)
+    for p in (stale_ok, prod, dev):  # within the back-off after a failure (min(5 s, TTL)): no new attempt
+        assert not p.healthy
+    assert prod.get("admin_token") is None
+    clock.advance(ttl + 0.1)
     for p in (stale_ok, prod, dev):
         assert p.get("admin_token") == second["admin_token"]
         assert p.healthy
