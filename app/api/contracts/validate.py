@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from app.api.contracts.feedback import MAX_ID
 from app.api.contracts.model import RetrainRequest
 from app.api.contracts.v2 import NUMERIC, InferRequest
 from app.serving.validation import RequestError
@@ -140,14 +141,8 @@ def _item_error(errs: Errors, where: str) -> RequestError:
                             [{"field": where + f, "problem": "required field is missing"} for f in missing])
     first = min(errs, key=lambda er: list(_ITEM_ERRORS).index(str(er["loc"][0])))
     name = str(first["loc"][0])
-    problem = f"a printable string of 1 to {_max_id()} characters" if name == "request_id" else first["msg"]
+    problem = f"a printable string of 1 to {MAX_ID} characters" if name == "request_id" else first["msg"]
     return RequestError(422, _ITEM_ERRORS[name], [{"field": where + name, "problem": problem}])
-
-
-def _max_id() -> int:
-    from app.monitoring.store import MAX_ID
-
-    return MAX_ID
 
 
 # ---- /model/retrain -----------------------------------------------------------------------------------------
