@@ -7,25 +7,24 @@ classes; ``observed_at`` (ISO 8601, optional) is when the outcome was observed. 
 
 The answer (200) says what happened to each id: ``recorded``, ``duplicates`` (the same outcome again: a no-op),
 ``conflicts`` (another outcome was recorded first; not overwritten) and ``unknown`` (no such prediction in the
-store, e.g. not written yet or past retention). 503 when the store is disabled or unreachable.
+store, e.g. not written yet or past retention). 503 when the store is disabled or unreachable. The body's
+models are in app/api/contracts/feedback.py.
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
-from typing import Any
 
 from flask import Blueprint, jsonify, request
 
 from app.api.body import json_body
+from app.api.contracts.validate import feedback_items
 from app.api.state import state
 from app.monitoring.metrics import metrics
-from app.monitoring.store import MAX_ID, StoreUnavailable
+from app.monitoring.store import StoreUnavailable
 from app.serving.validation import RequestError
 
 bp = Blueprint("feedback", __name__)
-FIELDS = {"request_id", "outcome", "observed_at"}
 
 
 def require_feedback_token() -> None:
@@ -40,76 +39,6 @@ def require_feedback_token() -> None:
         raise RequestError(403, "forbidden", [{"field": "Authorization", "problem": "token not accepted"}])
 
 
-def _classes() -> list[Any]:
-    return list(state().schema().classes)
-
-
-def _outcome(v: Any, classes: list[Any], where: str) -> str:
-    if isinstance(v, bool) or not isinstance(v, (int, str, float)):
-        raise RequestError(422, "invalid outcome", [{"field": where, "problem": f"must be one of {classes}"}])
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    for c in classes:
-        if v == c or (isinstance(v, str) and v == str(c)):
-            return str(c)
-    raise RequestError(422, "invalid outcome", [{"field": where, "problem": f"must be one of {classes}, got {v!r}"}])
-
-
-def _observed(v: Any, where: str) -> datetime | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or len(v) > 64:
-        raise RequestError(422, "invalid observed_at", [{"field": where, "problem": "expected an ISO 8601 time"}])
-    try:
-        t = datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise RequestError(422, "invalid observed_at",
-                           [{"field": where, "problem": f"not an ISO 8601 time: {v!r}"}]) from None
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
-    return t
-
-
-def parse_items(body: Any, classes: list[Any], max_items: int, reject_extra: bool = True
-                ) -> list[tuple[str, str, datetime | None]]:
-    if not isinstance(body, dict):
-        raise RequestError(400, "the body must be a JSON object", [{"field": "$", "problem": "not an object"}])
-    if "outcomes" in body:
-        extra = set(body) - {"outcomes"}
-        raw, prefix = body["outcomes"], "outcomes"
-        if not isinstance(raw, list) or not raw:
-            raise RequestError(422, "'outcomes' must be a non-empty list",
-                               [{"field": "outcomes", "problem": "missing or not a non-empty list"}])
-        if len(raw) > max_items:
-            raise RequestError(422, f"too many outcomes: at most {max_items} per request",
-                               [{"field": "outcomes", "problem": f"{len(raw)} items, limit {max_items}"}])
-    else:
-        extra, raw, prefix = set(), [body], ""
-    if extra and reject_extra:
-        raise RequestError(422, "unknown fields", [{"field": f, "problem": "unknown field"} for f in sorted(extra)])
-    items = []
-    for i, it in enumerate(raw):
-        where = f"{prefix}[{i}]." if prefix else ""
-        if not isinstance(it, dict):
-            raise RequestError(422, "each outcome must be an object", [{"field": where.rstrip("."),
-                                                                        "problem": "not an object"}])
-        unknown = set(it) - FIELDS
-        if unknown and reject_extra:
-            raise RequestError(422, "unknown fields",
-                               [{"field": where + f, "problem": "unknown field"} for f in sorted(unknown)])
-        missing = [f for f in ("request_id", "outcome") if f not in it]
-        if missing:
-            raise RequestError(422, "missing fields",
-                               [{"field": where + f, "problem": "required field is missing"} for f in missing])
-        rid = it["request_id"]
-        if not isinstance(rid, str) or not 0 < len(rid) <= MAX_ID or not rid.isprintable():
-            problem = f"a printable string of 1 to {MAX_ID} characters"
-            raise RequestError(422, "invalid request_id", [{"field": where + "request_id", "problem": problem}])
-        items.append((rid, _outcome(it["outcome"], classes, where + "outcome"),
-                      _observed(it.get("observed_at"), where + "observed_at")))
-    return items
-
-
 @bp.post("/feedback")
 def post_feedback():
     require_feedback_token()
@@ -117,7 +46,7 @@ def post_feedback():
     if st.store is None:
         raise RequestError(503, "the prediction store is disabled (CREDIT_SCORE_STORE_URL=none); "
                                 "outcomes cannot be recorded", [{"field": "store", "problem": "disabled"}])
-    items = parse_items(json_body(), _classes(), st.settings.max_batch_rows, st.settings.extra_fields == "reject")
+    items = feedback_items(json_body(), st.contracts(st.schema()).feedback, st.settings.max_batch_rows)
     try:
         res = st.store.record_feedback(items)
     except StoreUnavailable as e:

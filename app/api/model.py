@@ -46,15 +46,9 @@ def retrain():
     reason = "api"
     if request.content_length:
         from app.api.body import json_body
+        from app.api.contracts.validate import retrain_request
 
-        body = json_body()
-        if not isinstance(body, dict):
-            raise RequestError(400, "the body must be a JSON object", [{"field": "$", "problem": "not an object"}])
-        unknown = set(body) - {"reason"}
-        if unknown:
-            details = [{"field": f, "problem": "unknown field"} for f in sorted(unknown)]
-            raise RequestError(422, "unknown fields", details)
-        reason = str(body.get("reason", "api"))[:200]
+        reason = retrain_request(json_body()).reason[:200]
     try:
         status = jobs.start(st.settings, reason=reason)
     except jobs.JobBusy as e:

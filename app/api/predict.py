@@ -10,6 +10,8 @@ import numpy as np
 from flask import Blueprint, g, jsonify, request
 
 from app.api.body import json_body
+from app.api.contracts.predict import batch_envelope
+from app.api.contracts.validate import batch_rows
 from app.api.state import state
 from app.monitoring.logging import LINES
 from app.monitoring.metrics import child, metrics
@@ -148,20 +150,7 @@ def predict_one():
 @bp.post("/predict/batch")
 def predict_batch():
     st = state()
-    body = json_body()
-    if not isinstance(body, dict) or "instances" not in body:
-        raise RequestError(400, "the body must be an object with an 'instances' list",
-                           [{"field": "instances", "problem": "required field is missing"}])
-    extra = set(body) - {"instances"}
-    if extra and st.settings.extra_fields == "reject":
-        raise RequestError(422, "unknown fields", [{"field": f, "problem": "unknown field"} for f in sorted(extra)])
-    rows = body["instances"]
-    limit = st.settings.max_batch_rows
-    if isinstance(rows, list) and len(rows) > limit:
-        raise RequestError(422, f"too many rows: at most {limit} per batch",
-                           [{"field": "instances", "problem": f"{len(rows)} rows, limit {limit}"}])
-    if isinstance(rows, list) and not rows:
-        raise RequestError(422, "no rows to score", [{"field": "instances", "problem": "empty list"}])
+    rows = batch_rows(json_body(), batch_envelope(st.settings.max_batch_rows, st.settings.extra_fields))
     r = champion_route(request.headers.get("X-Applicant-Key") or g.request_id)
     X = st.validator(r.model.schema).parse_many(rows)  # noqa: N806
     explain = explain_mode("none")

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app
 
+from app.api.contracts.requests import RequestContracts
 from app.config import Settings
 from app.schema import DatasetSchema
 from app.serving.reload import ModelManager
@@ -25,6 +26,7 @@ class ServiceState:
     store: Any = None  # app.monitoring.store.PredictionStore, or None when the store is disabled
     writer: Any = None  # app.monitoring.store.StoreWriter: predictions leave the request path through it
     _validators: dict[str, ApplicantModels] = field(default_factory=dict)
+    _contracts: dict[str, RequestContracts] = field(default_factory=dict)
     _fallback_schema: DatasetSchema | None = None
 
     @classmethod
@@ -48,6 +50,14 @@ class ServiceState:
             v = ApplicantModels(schema, self.settings.extra_fields)
             self._validators[key] = v
         return v
+
+    def contracts(self, schema: DatasetSchema) -> RequestContracts:
+        """The request models that embed this schema's applicant (batch, feedback), built once per schema."""
+        c = self._contracts.get(schema.sha256)
+        if c is None:
+            c = RequestContracts(self.validator(schema), self.settings.max_batch_rows, self.settings.extra_fields)
+            self._contracts[schema.sha256] = c
+        return c
 
     def schema(self) -> DatasetSchema:
         """The schema the API documents: the champion's, else the configured one."""

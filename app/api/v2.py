@@ -14,12 +14,13 @@ import numpy as np
 from flask import Blueprint, g, jsonify
 
 from app.api.body import json_body
+from app.api.contracts.v2 import InferTensor
+from app.api.contracts.validate import infer_request
 from app.api.predict import champion_route, record, store
 from app.api.state import state
 from app.serving.validation import RequestError
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
-NUMERIC = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"}
 
 
 def _model_or_404(name: str):
@@ -54,14 +55,11 @@ def model_ready(name: str):
 @bp.post("/models/<name>/infer")
 def infer(name: str):
     _model_or_404(name)
-    body = json_body()
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
-        raise RequestError(400, "the body must be an object with a non-empty 'inputs' list",
-                           [{"field": "inputs", "problem": "missing or not a non-empty list"}])
+    body = infer_request(json_body())
     r = champion_route(g.request_id)
     model = r.model
     names = model.schema.feature_names
-    X = _matrix(body["inputs"], names)  # noqa: N806
+    X = _matrix(body.inputs, names)  # noqa: N806
     if len(X) > state().settings.max_batch_rows:
         raise RequestError(413, "too many rows", [{"field": "inputs", "problem": f"{len(X)} rows"}])
     _check_ranges(X, state().validator(model.schema), names)
@@ -77,33 +75,23 @@ def infer(name: str):
         outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [len(preds), len(model.classes)],
                         "data": [round(float(v), 6) for p in preds for v in p.probabilities]})
     resp = {"model_name": model.name, "model_version": model.version, "outputs": outputs}
-    resp["id"] = str(body.get("id", g.request_id))
+    resp["id"] = body.id if body.id is not None else g.request_id
     return jsonify(resp)
 
 
-def _tensor(t: Any, k: int) -> tuple[str, list[int], list[Any]]:
+def _tensor(t: InferTensor, k: int) -> tuple[str, list[int], list[Any]]:
+    """A tensor the model accepted, checked where JSON Schema cannot: data length and finite numbers."""
     where = f"inputs[{k}]"
-    if not isinstance(t, dict):
-        raise RequestError(400, "invalid input tensor", [{"field": where, "problem": "expected an object"}])
-    for key in ("name", "shape", "datatype", "data"):
-        if key not in t:
-            raise RequestError(400, "invalid input tensor", [{"field": f"{where}.{key}", "problem": "missing"}])
-    if not isinstance(t["datatype"], str) or t["datatype"] not in NUMERIC:
-        problem = f"numeric datatype expected ({', '.join(sorted(NUMERIC))})"
-        raise RequestError(400, "invalid input tensor", [{"field": f"{where}.datatype", "problem": problem}])
-    shape, data = t["shape"], t["data"]
-    if not isinstance(shape, list) or not shape or not all(type(s) is int and s >= 0 for s in shape):
-        raise RequestError(400, "invalid input tensor", [{"field": f"{where}.shape", "problem": "list of sizes"}])
-    flat = _flatten(data)
-    if len(flat) != math.prod(shape):
+    flat = _flatten(t.data)
+    if len(flat) != math.prod(t.shape):
         raise RequestError(400, "invalid input tensor",
-                           [{"field": f"{where}.data", "problem": f"{len(flat)} values for shape {shape}"}])
+                           [{"field": f"{where}.data", "problem": f"{len(flat)} values for shape {t.shape}"}])
     bad = [i for i, v in enumerate(flat) if isinstance(v, bool) or not isinstance(v, int | float)
            or (isinstance(v, float) and not math.isfinite(v))]
     if bad:
         raise RequestError(422, "invalid input tensor",
                            [{"field": f"{where}.data[{bad[0]}]", "problem": "finite numbers only"}])
-    return str(t["name"]), shape, flat
+    return t.name, t.shape, flat
 
 
 def _flatten(data: Any) -> list[Any]:
@@ -115,7 +103,7 @@ def _flatten(data: Any) -> list[Any]:
     return out
 
 
-def _matrix(inputs: list[Any], names: list[str]) -> np.ndarray:
+def _matrix(inputs: list[InferTensor], names: list[str]) -> np.ndarray:
     tensors = [_tensor(t, k) for k, t in enumerate(inputs)]
     if len(tensors) == 1 and len(tensors[0][1]) == 2:
         _, shape, flat = tensors[0]

@@ -67,7 +67,8 @@ class ApplicantModels:
     def __init__(self, schema: DatasetSchema, extra: Literal["reject", "ignore"] = "reject"):
         self.schema = schema
         self.names = schema.feature_names
-        cfg = ConfigDict(extra="forbid" if extra == "reject" else "ignore", title="Applicant")
+        cfg = ConfigDict(extra="forbid" if extra == "reject" else "ignore", title="Applicant",
+                         json_schema_extra={"example": schema.example_row()})
         fields = {f.name: _field(f) for f in schema.features}
         self.applicant: type[BaseModel] = create_model("Applicant", __config__=cfg, **fields)  # type: ignore
         self._remap = {i: {float(k): float(v) for k, v in f.remap.items()}
@@ -78,9 +79,8 @@ class ApplicantModels:
         self._many = TypeAdapter(list[self.applicant])  # a batch validated in one call
 
     def json_schema(self) -> dict[str, Any]:
-        s = self.applicant.model_json_schema()
-        s["example"] = self.schema.example_row()
-        return s
+        """The applicant's JSON Schema (with an example row), as the OpenAPI document shows it."""
+        return self.applicant.model_json_schema()
 
     def parse(self, payload: Any, where: str = "") -> np.ndarray:
         """Validate one applicant; returns a float64 row in feature order or raises RequestError(422)."""
