@@ -2,9 +2,10 @@
 
 One record per request (a batch request is one record): the request path builds it without any work beyond
 collecting references (arrays are not copied or converted), puts it on the writer's queue, and the writer's
-thread turns it into rows (:func:`record_rows`). It is a :class:`typing.NamedTuple`: field names for every
-producer and consumer at the cost of a plain tuple (measured: building one is as cheap as the 12-field tuple it
-replaced, and the row mapping reads each field once).
+thread turns it into rows (:func:`record_rows`). It is a :class:`typing.NamedTuple`, the cheapest record with
+field names: measured in-process, building one by keyword costs about 1 us more than the positional 12-field tuple
+it replaced (a frozen slotted dataclass: about 5 us more), against ~400 us of CPU per request; the row mapping costs
+what it did (~10 us per row).
 """
 
 from __future__ import annotations
