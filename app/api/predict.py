@@ -15,6 +15,7 @@ from app.api.contracts.validate import batch_rows
 from app.api.state import state
 from app.monitoring.logging import LINES
 from app.monitoring.metrics import child, metrics
+from app.monitoring.store.record import PredictionRecord
 from app.serving.model import Prediction, ServedModel
 from app.serving.router import Route, route
 from app.serving.validation import RequestError
@@ -119,14 +120,16 @@ def record(model: ServedModel, variant: str, preds: list[Prediction], X: np.ndar
 
 def store(model: ServedModel, variant: str, preds: list[Prediction], X: np.ndarray, batch: bool,  # noqa: N803
           shadow: bool = False) -> None:
-    """Queue the predictions for the prediction store: one tuple, no I/O (the writer's thread does that)."""
+    """Queue the predictions for the prediction store: one record, no I/O (the writer's thread does that)."""
     st = state()
     if st.writer is None:
         return
     proba = preds[0].probabilities if len(preds) == 1 else np.vstack([p.probabilities for p in preds])
-    st.writer.submit((g.request_id, time.time(), model.name, model.version, variant, shadow, batch,
-                      [p.label for p in preds], proba, model.bad_index, X if st.settings.store_features else None,
-                      model.schema.feature_names))
+    st.writer.submit(PredictionRecord(
+        request_id=g.request_id, unix_time=time.time(), model_name=model.name, model_version=model.version,
+        variant=variant, shadow=shadow, batch=batch, labels=[p.label for p in preds], probabilities=proba,
+        bad_index=model.bad_index, features=X if st.settings.store_features else None,
+        feature_names=model.schema.feature_names))
 
 
 @bp.post("/predict")

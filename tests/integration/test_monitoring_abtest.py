@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from app.monitoring.store import PredictionStore, item_rows
+from app.monitoring.store import PredictionRecord, PredictionStore, item_rows
 from app.registry import Registry
 from tests.conftest import make_settings
 from tests.helpers import register_bundle
@@ -128,9 +128,9 @@ def test_monitor_starts_a_real_retrain_job_and_then_cools_down(tmp_path, schema)
     # shifted traffic, written to the store as the service would
     store = PredictionStore(f"sqlite:///{tmp_path / 'models' / 'predictions.db'}")
     rows, _ = applicants(window(400, seed=3, shifted=True), schema)
-    items = [(f"r{i}", time.time(), "credit-score", v1, "champion", False, False, ["0"], np.array([0.8, 0.2]), 1,
-              np.array([r[n] for n in schema.feature_names], dtype=float), schema.feature_names)
-             for i, r in enumerate(rows)]
+    items = [PredictionRecord(f"r{i}", time.time(), "credit-score", v1, "champion", False, False, ["0"],
+                              np.array([0.8, 0.2]), 1, np.array([r[n] for n in schema.feature_names], dtype=float),
+                              schema.feature_names) for i, r in enumerate(rows)]
     store.insert_predictions([x for it in items for x in item_rows(it)])
 
     proc = run_cli(["monitor", "--json"], env, check=True)

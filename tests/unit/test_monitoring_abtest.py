@@ -19,7 +19,7 @@ from app.monitoring.abtest import (
     render,
     wilson,
 )
-from app.monitoring.store import PredictionStore, item_rows
+from app.monitoring.store import PredictionRecord, PredictionStore, item_rows
 
 
 def scores(n, strength, seed):
@@ -67,8 +67,8 @@ def _fill(store, version, variant, y, p, prefix, shadow=False):
     items, outcomes = [], []
     for i, (yy, pp) in enumerate(zip(y, p, strict=True)):
         rid = f"{prefix}{i}"
-        items.append((rid, time.time(), "credit-score", version, variant, shadow, False, ["1" if pp >= 0.5 else "0"],
-                      np.array([1 - pp, pp]), 1, None, []))
+        items.append(PredictionRecord(rid, time.time(), "credit-score", version, variant, shadow, False,
+                                      ["1" if pp >= 0.5 else "0"], np.array([1 - pp, pp]), 1, None, []))
         outcomes.append((rid, "1" if yy else "0", None))
     store.insert_predictions([r for it in items for r in item_rows(it)])
     store.record_feedback(outcomes)
@@ -110,8 +110,8 @@ def test_report_shadow_is_paired(store):
     _, s2 = scores(500, 2.5, 20)
     _fill(store, "1", "champion", y, s1, "r")
     # the challenger scored the same requests in shadow mode (same request ids, outcome recorded once)
-    items = [(f"r{i}", time.time(), "credit-score", "2", "challenger", True, False, ["0"], np.array([1 - p, p]), 1,
-              None, []) for i, p in enumerate(s2)]
+    items = [PredictionRecord(f"r{i}", time.time(), "credit-score", "2", "challenger", True, False, ["0"],
+                              np.array([1 - p, p]), 1, None, []) for i, p in enumerate(s2)]
     store.insert_predictions([r for it in items for r in item_rows(it)])
     rep = ab_report(store, "1", "2", "1", min_samples=200)
     assert rep["mode"] == "shadow" and rep["test"]["test"] == "delong_paired" and rep["test"]["paired_rows"] == 500

@@ -69,6 +69,40 @@ def test_predictions_reach_the_store(app):
     assert __import__("json").loads(one["features"])["age"] == ROW["age"]
 
 
+def test_the_api_record_fills_each_column(app):
+    """The record the API builds (/predict/batch: two different applicants) is stored field by field in the right
+    columns: ids with the row suffix, time, model, variant, class, probabilities and features of each row."""
+    import json
+
+    import sqlalchemy as sa
+
+    from app.monitoring.store import PREDICTION_COLUMNS, predictions, utcnow
+
+    other = {**ROW, "age": 51, "limit_bal": 90000, "pay_0": -1}
+    before = utcnow()
+    r = post_json(app.test_client(), "/predict/batch", {"instances": [ROW, other]}, headers={"X-Request-ID": "cols"})
+    after = utcnow()
+    assert r.status_code == 200
+    store = flushed(app)
+    with store.engine.connect() as conn:
+        rows = [dict(x._mapping) for x in conn.execute(
+            sa.select(*(predictions.c[c] for c in PREDICTION_COLUMNS)).order_by(predictions.c.request_id))]
+    model = app.extensions["credit_score"].manager.snapshot().champion
+    assert [x["request_id"] for x in rows] == ["cols/0", "cols/1"]
+    for row, applicant, answer in zip(rows, [ROW, other], r.json["predictions"], strict=True):
+        assert before <= row["ts"] <= after
+        assert (row["model_name"], row["model_version"], row["variant"], row["shadow"]) == (
+            r.json["model"]["name"], r.json["model"]["version"], "champion", False) == (model.name, "1", "champion",
+                                                                                        False)
+        assert row["predicted_class"] == str(answer["prediction"])
+        assert row["probability"] == pytest.approx(answer["probability"], abs=1e-6)
+        probabilities = json.loads(row["probabilities"])
+        assert len(probabilities) == len(model.classes) and sum(probabilities) == pytest.approx(1, abs=1e-5)
+        assert probabilities[model.bad_index] == pytest.approx(answer["probability"], abs=1e-6)
+        assert json.loads(row["features"]) == {k: float(applicant[k]) for k in model.schema.feature_names}
+    assert rows[0]["probability"] != rows[1]["probability"]  # two applicants, two scores: rows are not swapped
+
+
 def test_shadow_predictions_are_stored_beside_the_champion(registry_dir, tmp_path):
     a = make_app(registry_dir, store_url=f"sqlite:///{tmp_path / 's.db'}", ab_mode="shadow")
     assert post_json(a.test_client(), "/predict", ROW, headers={"X-Request-ID": "s1"}).status_code == 200

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
 from app.config import Settings
-from app.monitoring.store import PredictionStore, StoreUnavailable, StoreWriter, item_rows, utcnow
+from app.monitoring.store import (
+    PredictionRecord,
+    PredictionStore,
+    StoreUnavailable,
+    StoreWriter,
+    item_rows,
+    record_rows,
+    utcnow,
+)
 from tests.monitoring_helpers import wait_for
 
 NAMES = ["a", "b"]
@@ -20,8 +28,10 @@ NAMES = ["a", "b"]
 def item(rid, n=1, variant="champion", shadow=False, batch=False, p=0.3, ts=None):
     proba = np.tile([1 - p, p], (n, 1))
     X = np.tile([1.0, np.nan], (n, 1))
-    return (rid, ts or time.time(), "credit-score", "1", variant, shadow, batch, ["1" if p >= 0.5 else "0"] * n,
-            proba if batch else proba[0], 1, X if batch else X[0], NAMES)
+    return PredictionRecord(request_id=rid, unix_time=ts or time.time(), model_name="credit-score", model_version="1",
+                            variant=variant, shadow=shadow, batch=batch, labels=["1" if p >= 0.5 else "0"] * n,
+                            probabilities=proba if batch else proba[0], bad_index=1, features=X if batch else X[0],
+                            feature_names=NAMES)
 
 
 @pytest.fixture
@@ -59,6 +69,42 @@ def test_rows_from_items_single_batch_and_missing_values():
     rows = item_rows(item("b", n=3, batch=True, p=0.8))
     assert [r["request_id"] for r in rows] == ["b/0", "b/1", "b/2"]
     assert {r["predicted_class"] for r in rows} == {"1"}
+
+
+def test_each_record_field_lands_in_its_column(store):
+    """Every field of a record, each with a value no other field has, maps to its own column: a swapped or
+    misnamed field in the row mapping (or a producer that fills the wrong field) fails here."""
+    import sqlalchemy as sa
+
+    from app.monitoring.store import PREDICTION_COLUMNS, predictions
+
+    rec = PredictionRecord(request_id="req-7", unix_time=1_700_000_000.25, model_name="credit-score-x",
+                           model_version="42", variant="challenger", shadow=True, batch=True,
+                           labels=["bad", "good"], probabilities=np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]),
+                           bad_index=2, features=np.array([[1.5, np.nan], [-3.0, 4.0]]), feature_names=["x", "y"])
+    want = [
+        {"request_id": "req-7/0", "ts": datetime(2023, 11, 14, 22, 13, 20, 250000), "model_name": "credit-score-x",
+         "model_version": "42", "variant": "challenger", "shadow": True, "predicted_class": "bad", "probability": 0.7,
+         "probabilities": "[0.1,0.2,0.7]", "features": '{"x":1.5,"y":null}'},
+        {"request_id": "req-7/1", "ts": datetime(2023, 11, 14, 22, 13, 20, 250000), "model_name": "credit-score-x",
+         "model_version": "42", "variant": "challenger", "shadow": True, "predicted_class": "good",
+         "probability": 0.1, "probabilities": "[0.6,0.3,0.1]", "features": '{"x":-3.0,"y":4.0}'},
+    ]
+    rows = record_rows(rec)
+    assert rows == want and all(tuple(r) == PREDICTION_COLUMNS for r in rows)
+    one = record_rows(rec._replace(batch=False, shadow=False, labels=[0], probabilities=np.array([0.2, 0.3, 0.5]),
+                                   features=None))
+    assert [(r["request_id"], r["shadow"], r["predicted_class"], r["probability"], r["features"]) for r in one] == [
+        ("req-7", False, "0", 0.5, None)]
+    # the field order of the 12-field tuple the API used to queue, so positional construction keeps its meaning
+    assert PredictionRecord._fields == ("request_id", "unix_time", "model_name", "model_version", "variant", "shadow",
+                                        "batch", "labels", "probabilities", "bad_index", "features", "feature_names")
+    # and the rows read back column for column
+    store.insert_predictions(rows)
+    with store.engine.connect() as conn:
+        got = [dict(r._mapping) for r in conn.execute(
+            sa.select(*(predictions.c[c] for c in PREDICTION_COLUMNS)).order_by(predictions.c.id))]
+    assert got == want
 
 
 def test_writer_batches_and_flushes(store):
