@@ -19,6 +19,7 @@ from sklearn.model_selection import train_test_split
 from app.bundle import BundleError, ModelBundle
 from app.config import PROJECT_ROOT, Settings, TrainingConfig
 from app.datasets import file_sha256, read_table
+from app.exit_codes import ExitCode
 from app.monitoring.drift import build_profile
 from app.monitoring.fairness import fairness_ratios
 from app.registry import CHALLENGER, CHAMPION, Registry, RegistryError
@@ -30,8 +31,7 @@ from app.training.report import write_report
 from app.training.samplers import combo_label, make_pipeline
 from app.training.validate import ValidationFailed, validate
 
-EXIT_DATA = 1
-EXIT_GATE = 3
+EXIT_DATA, EXIT_GATE = ExitCode.DATA, ExitCode.GATE  # kept here too: callers import them from this module
 
 
 @dataclass
