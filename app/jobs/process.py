@@ -99,7 +99,8 @@ class ProcessRunner:
         return sorted(found, key=lambda j: j.created_at or "", reverse=True)
 
     def running(self) -> str | None:
-        """The id of the job holding the lock, or None when no job runs."""
+        """The id of the job holding the lock, or None when no job runs. (It takes a shared lock for an instant:
+        a start() at that very instant answers busy. Only stopping asks, at shutdown.)"""
         try:
             fd = os.open(self.dir / LOCK, os.O_RDONLY)
         except FileNotFoundError:
