@@ -13,8 +13,7 @@ from pathlib import Path
 import click
 
 from app.config import Settings, get_settings, load_training_config
-
-EXIT_USAGE = 2
+from app.exit_codes import EXIT_USAGE
 
 
 class CliError(click.ClickException):
@@ -139,7 +138,7 @@ def data_validate(data_path: str | None, schema_path: str | None, as_json: bool)
 def train(config_path, data_path, schema_path, promote, as_json, quiet) -> None:
     """Validate, cross-validate the grid, gate, report and register a model."""
     from app.datasets import DataError
-    from app.training.train import EXIT_DATA, EXIT_GATE
+    from app.exit_codes import EXIT_DATA, EXIT_GATE
     from app.training.train import train as run_training
     from app.training.validate import ValidationFailed
 

@@ -11,7 +11,7 @@ import logging
 from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app.kube_jobs import KubeError
+from app.jobs import JobRunnerError
 from app.serving.validation import RequestError
 
 log = logging.getLogger("credit_score.api")
@@ -37,8 +37,8 @@ def register_error_handlers(app: Flask) -> None:
             headers = {"WWW-Authenticate": 'Bearer realm="credit-score"'}
         return error_response(e.status, e.error, e.details, headers)
 
-    @app.errorhandler(KubeError)
-    def _job_runner_error(e: KubeError):  # the Kubernetes API behind the retrain job runner
+    @app.errorhandler(JobRunnerError)
+    def _job_runner_error(e: JobRunnerError):  # e.g. the Kubernetes API behind the retrain job runner
         return error_response(503, "the retrain job runner is unavailable; retry later",
                               [{"field": "job_runner", "problem": str(e)}], {"Retry-After": "10"})
 

@@ -66,7 +66,7 @@ def retrain():
 @bp.get("/model/retrain/<job_id>")
 def retrain_status(job_id: str):
     require_admin()
-    status = jobs.read_status(state().settings, job_id)  # a KubeError becomes a 503 (app/api/errors.py)
+    status = jobs.read_status(state().settings, job_id)  # a JobRunnerError becomes a 503 (app/api/errors.py)
     if status is None:
         raise RequestError(404, "no such retrain job", [{"field": "job_id", "problem": f"unknown job {job_id!r}"}])
     return jsonify(status)

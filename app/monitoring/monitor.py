@@ -10,7 +10,7 @@ One run:
    and the A/B comparison (app/monitoring/abtest.py);
 3. applies the retrain policy: drift on at least ``retrain_drift_features`` features, or the champion's live
    ROC-AUC below ``retrain_auc_floor`` (on at least ``retrain_min_labels`` outcomes), or a champion older than
-   ``retrain_every_days`` -> a retrain job through the same runner as ``POST /model/retrain`` (app/jobs.py),
+   ``retrain_every_days`` -> a retrain job through the same runner as ``POST /model/retrain`` (app/jobs/),
    unless one is running or the monitor started one within ``retrain_cooldown_hours``;
 4. enforces retention (``retention_days``) on the store;
 5. exports the results as Prometheus gauges: stored in the ``monitor_runs`` table (the service appends the latest
@@ -133,11 +133,11 @@ def live_metrics(rows: list[dict[str, Any]], classes: list[str], bad: str, bins:
 def last_jobs(settings: Settings) -> list[dict[str, Any]]:
     """Retrain jobs, newest first (status files, or the cluster's Jobs with the Kubernetes runner)."""
     from app import jobs
-    from app.kube_jobs import KubeError
+    from app.jobs import JobRunnerError
 
     try:
         return jobs.recent(settings)
-    except KubeError as e:
+    except JobRunnerError as e:
         log.warning("retrain jobs could not be listed", extra={"error.message": str(e)})
         return []
 
@@ -331,7 +331,7 @@ def _fairness(schema, served: list[dict[str, Any]], labelled: list[dict[str, Any
 
 def _start_retrain(settings: Settings, reasons: dict[str, str]) -> dict[str, Any]:
     from app import jobs
-    from app.kube_jobs import KubeError
+    from app.jobs import JobRunnerError
 
     reason = "monitor: " + "; ".join(reasons.values())
     try:
@@ -339,7 +339,7 @@ def _start_retrain(settings: Settings, reasons: dict[str, str]) -> dict[str, Any
     except jobs.JobBusy as e:
         log.warning("retrain triggered but a job is already running", extra={"retrain.running": e.running})
         return {"start": False, "skipped": f"job {e.running} is running"}
-    except KubeError as e:
+    except JobRunnerError as e:
         log.error("retrain triggered but no job could be started", extra={"error.message": str(e)})
         return {"start": False, "skipped": f"the job runner failed: {e}"}
     log.warning("retrain triggered", extra={"retrain.job_id": status["id"], "retrain.reasons": list(reasons),

@@ -1,12 +1,14 @@
 """gunicorn configuration, from the same settings as everything else (``credit-score serve`` uses it).
 
 Sync workers, one inference thread each (OMP_NUM_THREADS=1 is set by ``credit-score serve``), JSON logs,
-graceful shutdown on SIGTERM within ``graceful_timeout``, the Prometheus multiprocess clean-up hook, and the
-worker's start-up heap frozen for the garbage collector.
+graceful shutdown on SIGTERM within ``graceful_timeout``, the Prometheus multiprocess clean-up hook, the
+worker's start-up heap frozen for the garbage collector, and the retrain job its workers started stopped when
+the server exits (a job runs in its own session: nothing else would end it).
 """
 
 import gc
 
+from app import jobs
 from app.config import get_settings
 from app.monitoring.logging import gunicorn_logconfig, gunicorn_logger_class
 from app.monitoring.metrics import mark_worker_dead
@@ -29,8 +31,19 @@ forwarded_allow_ips = "127.0.0.1"
 control_socket_disable = True
 
 
+_exited_workers: set[int] = set()  # every worker this server had, for on_exit (the job records who started it)
+
+
 def child_exit(server, worker):  # noqa: ARG001 (gunicorn hook signature)
     mark_worker_dead(worker.pid)
+    _exited_workers.add(worker.pid)
+
+
+def on_exit(server):
+    """The server is shutting down: stop the retrain job one of its workers started (process runner)."""
+    stopped = jobs.stop_jobs_started_by(_s, _exited_workers | set(server.WORKERS))
+    if stopped:
+        server.log.info("stopped retrain job %s: the server is shutting down", ", ".join(stopped))
 
 
 def post_worker_init(worker):  # noqa: ARG001 (gunicorn hook signature)

@@ -24,6 +24,7 @@ from app.core.profile import build_profile
 from app.core.schema import DatasetSchema
 from app.core.validate import ValidationFailed, validate
 from app.datasets import file_sha256, read_table
+from app.exit_codes import ExitCode
 from app.registry import CHALLENGER, CHAMPION, Registry, RegistryError
 from app.training.gate import GateResult, evaluate_gate
 from app.training.grid import ComboResult, run_grid
@@ -31,8 +32,7 @@ from app.training.metrics import compute_metrics, scalar_metrics, tune_threshold
 from app.training.report import write_report
 from app.training.samplers import combo_label, make_pipeline
 
-EXIT_DATA = 1
-EXIT_GATE = 3
+EXIT_DATA, EXIT_GATE = ExitCode.DATA, ExitCode.GATE  # kept here too: callers import them from this module
 
 
 @dataclass

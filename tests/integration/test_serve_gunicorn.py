@@ -2,11 +2,13 @@
 
 Covers the endpoints over HTTP, metrics aggregated across workers, hot reload under load with zero failed
 requests, refusal of a tampered version while the old one keeps serving, a real retrain job (202, 409 while it
-runs, completion with the gate result), and graceful shutdown on SIGTERM.
+runs, completion with the gate result; a job still running when the server stops is stopped with it), and
+graceful shutdown on SIGTERM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,6 +29,7 @@ from app.registry import Registry
 from tests.helpers import fit_bundle, register_bundle
 from tests.tools import free_port
 from tests.unit.test_api import ROW, TOKEN
+from tests.unit.test_jobs import process_group_alive, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -228,9 +231,26 @@ def test_retrain_job_runs_to_completion(tmp_path, store):
         # the lock is free again once the job process ended
         status, body, _ = http("POST", s.base + "/model/retrain", None, auth)
         assert status == 202
+        second = json.loads(body)["job_id"]
         metrics = http("GET", s.base + "/metrics")[1].decode()
         assert 'credit_score_retrain_jobs_total{outcome="succeeded"} 1.0' in metrics
         assert 'credit_score_retrain_jobs_total{outcome="rejected_busy"} 1.0' in metrics
     finally:
         s.stop()
-        time.sleep(0.5)
+        survivors = _stop_job_groups(settings.jobs_dir)  # nothing outlives the test, whatever happened above
+    # the server stopped the job its worker had started (a job runs in its own session: only that ends it)
+    assert not survivors, f"retrain job process group(s) {survivors} outlived the server"
+    st = json.loads((settings.jobs_dir / f"{second}.json").read_text())
+    assert st["status"] == "failed" and "stopped" in st["error"], st
+
+
+def _stop_job_groups(jobs_dir: Path) -> list[int]:
+    """SIGKILL the process groups of the jobs on record that are still alive (after a deadline: the server
+    stops its job on exit); the groups that were found alive."""
+    pgids = {st["pid"] for st in map(json.loads, map(Path.read_text, jobs_dir.glob("*.json"))) if st.get("pid")}
+    wait_until(lambda: not any(process_group_alive(g) for g in pgids), 20)
+    alive = sorted(g for g in pgids if process_group_alive(g))
+    for g in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(g, signal.SIGKILL)
+    return alive

@@ -1,4 +1,4 @@
-"""The Kubernetes retrain runner (app/kube_jobs.py) against a stand-in for the Kubernetes API on 127.0.0.1.
+"""The Kubernetes retrain runner (app/jobs/kubernetes.py) against a stand-in for the Kubernetes API on 127.0.0.1.
 
 No cluster runs here: the stand-in implements the few REST calls the runner makes (CronJob get, Job list / create
 / delete, pod list and log) with label selectors, and serves our real CronJob (kubernetes/base). It proves the
@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from app import jobs, kube_jobs
+from app import jobs
 from app.config import PROJECT_ROOT, Settings
-from app.kube_jobs import JOB_ID_LABEL, KubeError
+from app.jobs.kubernetes import JOB_ID_LABEL, KubeError, job_from_template
 from tests.tools import free_port
 
 NS = "credit-score"
@@ -228,7 +228,7 @@ def test_retrain_endpoint_with_the_kubernetes_runner(kube, kube_settings, monkey
 
 
 def test_job_name_and_labels_are_valid_kubernetes_names():
-    job = kube_jobs.job_from_template(CRON, "0123456789abcdef0123456789abcdef", "x" * 500)
+    job = job_from_template(CRON, "0123456789abcdef0123456789abcdef", "x" * 500)
     name = job["metadata"]["name"]
     assert len(name) <= 63 and name.replace("-", "").isalnum() and name == name.lower()
     assert len(job["metadata"]["annotations"]["credit-score.io/retrain-reason"]) == 200

@@ -1,13 +1,16 @@
-"""Retrain jobs as Kubernetes Jobs (``CREDIT_SCORE_JOB_RUNNER=kubernetes``): the serving pods carry no training
-code, so on a cluster a retrain runs with the training image, from the ``credit-score-train`` CronJob's template.
+"""The Kubernetes runner: retrain jobs as Kubernetes Jobs (``CREDIT_SCORE_JOB_RUNNER=kubernetes``). The serving
+pods carry no training code, so on a cluster a retrain runs with the training image, from the
+``credit-score-train`` CronJob's template.
 
-:func:`start` creates a Job from the CronJob's ``.spec.jobTemplate`` (what ``kubectl create job --from=cronjob/...``
-does) named ``credit-score-retrain-<id>``, labelled with the job id, with ``CREDIT_SCORE_JOB_ID`` in the training
-container's environment. One at a time across all pods: a Job of ours that has not finished makes the call raise
-:class:`~app.jobs.JobBusy`; two pods that create one at the same moment both look again afterwards, and the later
-Job (by name order of creation time) deletes itself. :func:`read_status` maps the Job's conditions to the same
-status document as the process runner (``queued``, ``running``, ``succeeded``, ``gate_failed``, ``failed``) and
-reads the version and the gate result from the training pod's last stdout line (``credit-score train --json``).
+:meth:`KubernetesRunner.start` creates a Job from the CronJob's ``.spec.jobTemplate`` (what ``kubectl create job
+--from=cronjob/...`` does) named ``credit-score-retrain-<id>``, labelled with the job id, with
+``CREDIT_SCORE_JOB_ID`` in the training container's environment. One at a time across all pods: a Job of ours
+that has not finished makes the call raise :class:`~app.jobs.base.JobBusy`; two pods that create one at the same
+moment both look again afterwards, and the later Job (by name order of creation time) deletes itself.
+:meth:`KubernetesRunner.read_status` maps the Job's conditions to the same :class:`~app.jobs.base.JobStatus` as
+the process runner (``queued``, ``running``, ``succeeded``, ``gate_failed``, ``failed``; the exit code of a failed
+pod says which) and reads the version and the gate result from the training summary in the pod's log
+(:func:`~app.jobs.summary.parse_train_summary`).
 
 The API is called over HTTPS with the pod's service-account token (re-read on every call: it rotates) and CA;
 ``CREDIT_SCORE_KUBE_API_URL`` overrides the in-cluster address (tests, ``kubectl proxy``). RBAC:
@@ -27,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.exit_codes import ExitCode
+from app.jobs.base import JobBusy, JobRunnerError, JobStatus, utc_now
+from app.jobs.summary import TrainSummary, parse_train_summary
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 JOB_ID_LABEL = "credit-score.io/retrain-job-id"
@@ -34,7 +40,7 @@ RETRAIN_LABEL = "credit-score.io/retrain"
 TIMEOUT = 10  # s per API call
 
 
-class KubeError(RuntimeError):
+class KubeError(JobRunnerError):
     """The Kubernetes API refused or could not be reached; the message says which call and why."""
 
 
@@ -78,29 +84,47 @@ class KubeApi:
         return f"/apis/batch/v1/namespaces/{self.namespace}/jobs" + (f"/{name}" if name else "")
 
 
-def start(settings: Settings, reason: str) -> dict[str, Any]:
-    from app.jobs import JobBusy, _now
+class KubernetesRunner:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.api = KubeApi(settings)
 
-    api = KubeApi(settings)
-    busy = _unfinished(api)
-    if busy:
-        raise JobBusy(_job_id(busy[0]))
-    _, cron = api.call("GET", f"/apis/batch/v1/namespaces/{api.namespace}/cronjobs/{settings.kube_train_cronjob}")
-    job_id = uuid.uuid4().hex
-    job = job_from_template(cron, job_id, reason)
-    status, _ = api.call("POST", api.jobs_path(), job, ok=(201, 409))
-    if status == 409:  # the same name: another pod's request for this very id cannot happen; treat as busy
-        raise JobBusy(None)
-    # two pods may have created one at the same moment: the earliest stays, the others withdraw
-    mine = job["metadata"]["name"]
-    others = sorted(_unfinished(api), key=lambda j: (j["metadata"].get("creationTimestamp", ""),
-                                                     j["metadata"]["name"]))
-    if others and others[0]["metadata"]["name"] != mine:
-        api.call("DELETE", api.jobs_path(mine), {"propagationPolicy": "Background"}, ok=(200, 202, 404))
-        raise JobBusy(_job_id(others[0]))
-    return {"id": job_id, "status": "queued", "reason": reason, "created_at": _now(), "started_at": None,
-            "finished_at": None, "duration_s": None, "version": None, "alias": None, "gate": None, "error": None,
-            "runner": "kubernetes", "kubernetes_job": mine}
+    def start(self, reason: str) -> JobStatus:
+        api = self.api
+        busy = _unfinished(api)
+        if busy:
+            raise JobBusy(_job_id(busy[0]))
+        _, cron = api.call("GET", f"/apis/batch/v1/namespaces/{api.namespace}/cronjobs/"
+                                  f"{self.settings.kube_train_cronjob}")
+        job_id = uuid.uuid4().hex
+        job = job_from_template(cron, job_id, reason)
+        status, _ = api.call("POST", api.jobs_path(), job, ok=(201, 409))
+        if status == 409:  # the same name: another pod's request for this very id cannot happen; treat as busy
+            raise JobBusy(None)
+        # two pods may have created one at the same moment: the earliest stays, the others withdraw
+        mine = job["metadata"]["name"]
+        others = sorted(_unfinished(api), key=lambda j: (j["metadata"].get("creationTimestamp", ""),
+                                                         j["metadata"]["name"]))
+        if others and others[0]["metadata"]["name"] != mine:
+            api.call("DELETE", api.jobs_path(mine), {"propagationPolicy": "Background"}, ok=(200, 202, 404))
+            raise JobBusy(_job_id(others[0]))
+        return JobStatus(id=job_id, reason=reason, created_at=utc_now(), runner="kubernetes", kubernetes_job=mine)
+
+    def read_status(self, job_id: str) -> JobStatus | None:
+        api = self.api
+        _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{JOB_ID_LABEL}={job_id}"})
+        items = found.get("items", [])
+        if not items:
+            return None
+        return job_status(api, items[0])
+
+    def recent(self, limit: int = 20) -> list[JobStatus]:
+        """Our retrain Jobs, newest first (the monitor's cool-down and last-job view)."""
+        api = self.api
+        _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{RETRAIN_LABEL}=true"})
+        items = sorted(found.get("items", []), key=lambda j: j["metadata"].get("creationTimestamp", ""),
+                       reverse=True)
+        return [job_status(api, j, logs=False) for j in items[:limit]]
 
 
 def job_from_template(cron: dict[str, Any], job_id: str, reason: str) -> dict[str, Any]:
@@ -123,56 +147,38 @@ def job_from_template(cron: dict[str, Any], job_id: str, reason: str) -> dict[st
             "spec": spec}
 
 
-def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:
-    api = KubeApi(settings)
-    _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{JOB_ID_LABEL}={job_id}"})
-    items = found.get("items", [])
-    if not items:
-        return None
-    return job_status(api, items[0])
-
-
-def recent(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
-    """Our retrain Jobs' status documents, newest first (the monitor's cool-down and last-job view)."""
-    api = KubeApi(settings)
-    _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{RETRAIN_LABEL}=true"})
-    items = sorted(found.get("items", []), key=lambda j: j["metadata"].get("creationTimestamp", ""), reverse=True)
-    return [job_status(api, j, logs=False) for j in items[:limit]]
-
-
-def job_status(api: KubeApi, job: dict[str, Any], logs: bool = True) -> dict[str, Any]:
+def job_status(api: KubeApi, job: dict[str, Any], logs: bool = True) -> JobStatus:
+    """The Job's status from its conditions; with ``logs``, a finished Job's training summary too."""
     meta, st = job["metadata"], job.get("status", {})
     conditions = {c["type"]: c for c in st.get("conditions", []) if c.get("status") == "True"}
-    out: dict[str, Any] = {
-        "id": _job_id(job), "status": "queued", "reason": meta.get("annotations", {}).get(
-            "credit-score.io/retrain-reason"), "created_at": meta.get("creationTimestamp"),
-        "started_at": st.get("startTime"), "finished_at": st.get("completionTime"), "duration_s": None,
-        "version": None, "alias": None, "gate": None, "error": None, "runner": "kubernetes",
-        "kubernetes_job": meta["name"]}
+    out = JobStatus(id=_job_id(job), reason=meta.get("annotations", {}).get("credit-score.io/retrain-reason"),
+                    created_at=meta.get("creationTimestamp"), started_at=st.get("startTime"),
+                    finished_at=st.get("completionTime"), runner="kubernetes", kubernetes_job=meta["name"])
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        out["status"] = "succeeded"
+        out.status = "succeeded"
         c = conditions.get("Complete") or conditions["SuccessCriteriaMet"]
-        out["finished_at"] = out["finished_at"] or c.get("lastTransitionTime")
+        out.finished_at = out.finished_at or c.get("lastTransitionTime")
     elif "Failed" in conditions or "FailureTarget" in conditions:
         c = conditions.get("Failed") or conditions["FailureTarget"]
         message = c.get("message") or c.get("reason") or "the training Job failed"
         code = re.search(r"exit code (\d+)", message)
-        out["status"] = "gate_failed" if code and code.group(1) == "3" else "failed"
-        out["error"] = message[:500]
-        out["finished_at"] = out["finished_at"] or c.get("lastTransitionTime")
+        out.status = "gate_failed" if code and int(code.group(1)) == ExitCode.GATE else "failed"
+        out.error = message[:500]
+        out.finished_at = out.finished_at or c.get("lastTransitionTime")
     elif st.get("active") or st.get("startTime"):
-        out["status"] = "running"
-    if out["started_at"] and out["finished_at"]:
-        out["duration_s"] = (_time(out["finished_at"]) - _time(out["started_at"])).total_seconds()
-    if logs and out["status"] in ("succeeded", "gate_failed"):
-        result = _train_result(api, meta["name"])
-        if result:
-            out.update(version=result.get("version"), alias=result.get("alias"), gate=result.get("gate"),
-                       selected=result.get("selected"), holdout=result.get("holdout"))
+        out.status = "running"
+    if out.started_at and out.finished_at:
+        out.duration_s = (_time(out.finished_at) - _time(out.started_at)).total_seconds()
+    if logs and out.status in ("succeeded", "gate_failed"):
+        summary = _train_summary(api, meta["name"])
+        if summary:
+            out.record(summary)
     return out
 
 
-def _train_result(api: KubeApi, job_name: str) -> dict[str, Any] | None:
+
+
+def _train_summary(api: KubeApi, job_name: str) -> TrainSummary | None:
     """The JSON summary `credit-score train --json` printed last, from the Job's newest pod."""
     ns = api.namespace
     try:
@@ -184,24 +190,12 @@ def _train_result(api: KubeApi, job_name: str) -> dict[str, Any] | None:
                            params={"container": "train", "tailLines": "50"})
     except KubeError:
         return None
-    return train_summary(text if isinstance(text, str) else json.dumps(text))
-
-
-def train_summary(text: str) -> dict[str, Any] | None:
-    """The last line that is the train command's summary (a JSON object with a gate), not a JSON log line."""
-    for line in reversed(text.strip().splitlines()):
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(doc, dict) and "gate" in doc and "version" in doc:
-            return doc
-    return None
+    return parse_train_summary(text if isinstance(text, str) else json.dumps(text))
 
 
 def _unfinished(api: KubeApi) -> list[dict[str, Any]]:
     _, found = api.call("GET", api.jobs_path(), params={"labelSelector": f"{RETRAIN_LABEL}=true"})
-    return [j for j in found.get("items", []) if job_status(api, j, logs=False)["status"] in ("queued", "running")]
+    return [j for j in found.get("items", []) if job_status(api, j, logs=False).unfinished]
 
 
 def _job_id(job: dict[str, Any]) -> str | None:
