@@ -97,7 +97,7 @@ def test_rendered_pod_runs_and_answers_ready(tmp_path, model_store):
                     break
             except OSError:
                 pass
-            time.sleep(1)
+            time.sleep(0.25)
         assert status == 200, f"/ready answered {status}\n{logs(container)}"
         assert json.loads(body)["ready"] is True
         assert http("GET", base + "/health")[0] == 200
