@@ -10,6 +10,7 @@ import pytest
 from app.config import PROJECT_ROOT, Settings, TrainingConfig
 from app.datasets import generate_synthetic
 from app.schema import DatasetSchema
+from tests.stores import seed_mlflow_store
 
 SCHEMAS = PROJECT_ROOT / "data" / "schemas"
 UCI_SHARED = PROJECT_ROOT.parent / "shared" / "data" / "uci_credit_default.csv"
@@ -39,8 +40,12 @@ def small_training_config(**over) -> TrainingConfig:
 
 
 def make_settings(tmp_path: Path, **over) -> Settings:
-    return Settings(models_dir=tmp_path / "models", reports_dir=tmp_path / "reports", n_jobs=2,
-                    default_data=tmp_path / "data" / "default.csv", **over)
+    """Settings over tmp_path; a local MLflow store starts as a copy of one migrated empty store."""
+    settings = Settings(models_dir=tmp_path / "models", reports_dir=tmp_path / "reports", n_jobs=2,
+                        default_data=tmp_path / "data" / "default.csv", **over)
+    if settings.tracking_uri.startswith("sqlite:///"):
+        seed_mlflow_store(Path(settings.tracking_uri.removeprefix("sqlite:///")))
+    return settings
 
 
 MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from app.config import PROJECT_ROOT
+from tests.stores import seed_mlflow_store
 
 
 @pytest.fixture
@@ -16,6 +17,7 @@ def cli_env(tmp_path):
     env.update(CREDIT_SCORE_MODELS_DIR=str(tmp_path / "models"), CREDIT_SCORE_REPORTS_DIR=str(tmp_path / "reports"),
                CREDIT_SCORE_DEFAULT_DATA=str(tmp_path / "default.csv"), CREDIT_SCORE_DEFAULT_DATA_ROWS="2500",
                CREDIT_SCORE_N_JOBS="2")
+    seed_mlflow_store(tmp_path / "models" / "mlflow.db")  # a copy of one migrated store, not a migration per test
     return env
 
 

@@ -145,7 +145,7 @@ def test_monitor_starts_a_real_retrain_job_and_then_cools_down(tmp_path, schema)
         st = json.loads(status_file.read_text())
         return st if st["status"] in ("succeeded", "gate_failed", "failed") else None
 
-    final = wait_for(done, 300, 1.0)
+    final = wait_for(done, 300, 0.2)
     assert final and final["status"] == "succeeded", final
     assert final["reason"].startswith("monitor: drift on 6 feature(s)")
     assert Registry(settings).alias_version("challenger") == final["version"]

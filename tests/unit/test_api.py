@@ -13,6 +13,7 @@ from app import create_app
 from app.registry import Registry
 from tests.conftest import make_settings
 from tests.helpers import fit_bundle, register_bundle
+from tests.stores import seed_mlflow_store
 
 ROW = {"limit_bal": 20000, "sex": 2, "education": 2, "marriage": 1, "age": 24, "pay_0": 2, "pay_2": 2, "pay_3": -1,
        "pay_4": -1, "pay_5": -2, "pay_6": -2, "bill_amt1": 3913, "bill_amt2": 3102, "bill_amt3": 689,
@@ -36,6 +37,13 @@ def store(tmp_path_factory, schema, small_frame):
     reg.promote(v1, "champion")
     reg.promote(v2, "challenger")
     return tmp
+
+
+@pytest.fixture(autouse=True)
+def _migrated_store_in_tmp_path(request):
+    """A test that starts the app on its own empty tmp_path store finds it migrated already (a copy)."""
+    if "tmp_path" in request.fixturenames:
+        seed_mlflow_store(request.getfixturevalue("tmp_path") / "models" / "mlflow.db")
 
 
 def make_app(store, **over):

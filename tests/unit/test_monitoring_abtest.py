@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
+from sklearn.metrics import f1_score, roc_auc_score
 
 from app.monitoring.abtest import (
     CHALLENGER_BETTER,
@@ -16,6 +17,7 @@ from app.monitoring.abtest import (
     ab_report,
     compare,
     delong,
+    f1_macro,
     render,
     wilson,
 )
@@ -33,12 +35,21 @@ def test_delong_auc_matches_sklearn_and_bootstrap_variance():
     _, s2 = scores(600, 2.0, 0)
     aucs, cov = delong(y, np.vstack([s1, s2]))
     assert aucs == pytest.approx([roc_auc_score(y, s1), roc_auc_score(y, s2)])
+    assert rank_auc(y, s1) == pytest.approx(roc_auc_score(y, s1))  # the bootstrap's AUC, checked once
     rng = np.random.default_rng(1)
     boots = []
     for _ in range(400):
         i = rng.integers(0, len(y), len(y))
-        boots.append(roc_auc_score(y[i], s1[i]))
+        boots.append(rank_auc(y[i], s1[i]))
     assert cov[0, 0] == pytest.approx(np.var(boots), rel=0.25)
+
+
+def rank_auc(y, s):
+    """AUC as the Mann-Whitney statistic (tied scores share their mean rank): roc_auc_score without its
+    argument checks, which would take most of this test's time over 400 bootstrap samples."""
+    ranks = rankdata(s)
+    m = int(y.sum())
+    return (ranks[y].sum() - m * (m + 1) / 2) / (m * (len(y) - m))
 
 
 def test_delong_handles_ties():
@@ -55,6 +66,15 @@ def test_compare_detects_a_better_model_and_not_an_equal_one():
     y2, s3 = scores(2000, 1.0, 3)
     same = compare({"y": y, "p": s1}, {"y": y2, "p": s3}, paired=False)
     assert same["p_value"] > 0.05 and same["ci"][0] < 0 < same["ci"][1]
+
+
+def test_f1_macro_matches_sklearn():
+    rng = np.random.default_rng(5)
+    cases = [(rng.random(n) < rate, rng.random(n) < prate) for n in (1, 2, 7, 300) for rate in (0.0, 0.2, 1.0)
+             for prate in (0.0, 0.5, 1.0)]
+    for y, pred in cases:
+        expected = f1_score(y, pred, average="macro", labels=[False, True], zero_division=0)
+        assert f1_macro(y, pred) == pytest.approx(expected, abs=1e-12), (y, pred)
 
 
 def test_wilson_interval():

@@ -19,11 +19,16 @@ def xy(schema, small_frame):
 
 
 class CountingSMOTE(SMOTE):
+    """SMOTE that records the size of every input it resamples and the class counts it hands on."""
+
     calls: list[int] = []
+    outputs: list[list[int]] = []
 
     def fit_resample(self, X, y, **kw):
         CountingSMOTE.calls.append(len(X))
-        return super().fit_resample(X, y, **kw)
+        Xr, yr = super().fit_resample(X, y, **kw)
+        CountingSMOTE.outputs.append(np.bincount(yr).tolist())
+        return Xr, yr
 
 
 @pytest.mark.parametrize("clf", ["random_forest", "xgboost"])
@@ -35,19 +40,31 @@ def test_every_combination_fits_and_predicts(schema, xy, clf, sampler):
     assert proba.shape == (50, 2) and np.allclose(proba.sum(1), 1)
 
 
-def test_sampler_runs_in_fit_only(schema, xy):
+def test_sampler_runs_in_fit_only(schema, xy, monkeypatch):
     X, y = xy
     pipe = make_pipeline("xgboost", "smote", schema.feature_names, CFG, 2, seed=0)
     pipe.steps[1] = ("sampler", CountingSMOTE(random_state=0))
+    classifier, seen = pipe.named_steps["classifier"], []
+    real_fit = classifier.fit
+
+    def recording_fit(Xc, yc, **kw):  # what reached the classifier: its rows and class counts
+        seen.append((len(Xc), np.bincount(yc).tolist()))
+        return real_fit(Xc, yc, **kw)
+
+    monkeypatch.setattr(classifier, "fit", recording_fit)
     CountingSMOTE.calls.clear()
+    CountingSMOTE.outputs.clear()
     pipe.fit(X, y)
     assert CountingSMOTE.calls == [len(X)]
     pipe.predict_proba(X)
     pipe.predict(X[:10])
     assert CountingSMOTE.calls == [len(X)]  # not called again at predict time
     # the classifier saw the resampled (balanced) rows, not the original imbalance
-    booster_rows = int(pipe.named_steps["classifier"].get_booster().num_boosted_rounds())
-    assert booster_rows == 10
+    original = np.bincount(y).tolist()
+    assert original[0] != original[1]
+    assert seen == [(sum(CountingSMOTE.outputs[0]), CountingSMOTE.outputs[0])]
+    assert seen[0][1] == [max(original)] * 2 and seen[0][0] > len(X)
+    assert pipe.named_steps["classifier"].get_booster().num_boosted_rounds() == 10  # the configured trees
 
 
 def test_features_transformer_shapes_and_sources(schema, xy):

@@ -5,7 +5,9 @@ import pytest
 
 from app.bundle import BundleError, load_bundle
 from app.registry import Registry, RegistryError
+from tests.conftest import make_settings
 from tests.helpers import fit_bundle, register_bundle
+from tests.stores import clone_models_dir
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +64,30 @@ def test_unknown_version_alias_and_alias_name(settings, bundle, tmp_path):
         reg.promote("1", "king")
 
 
+@pytest.fixture(scope="module")
+def one_version_store(tmp_path_factory, bundle):
+    """A store with one registered version, registered once for the module."""
+    tmp = tmp_path_factory.mktemp("one-version")
+    settings = make_settings(tmp)
+    return settings.models_dir, register_bundle(settings, bundle, tmp)
+
+
+@pytest.fixture
+def registered(one_version_store, tmp_path):
+    """(settings, version) of this test's own copy of the one-version store."""
+    src, version = one_version_store
+    clone_models_dir(src, tmp_path / "models")
+    settings = make_settings(tmp_path)
+    # the copy's own artifacts, not the original's
+    assert Registry(settings).bundle_path(version).is_relative_to(settings.models_dir.resolve())
+    return settings, version
+
+
 @pytest.mark.parametrize("victim", ["model.ubj", "features.skops", "bundle.json", "MANIFEST.sha256"])
-def test_tampered_artifact_is_refused(settings, bundle, tmp_path, victim):
+def test_tampered_artifact_is_refused(registered, victim):
+    settings, v = registered
     reg = Registry(settings)
-    v = register_bundle(settings, bundle, tmp_path)
+    reg.load(v)  # intact before the change
     path = reg.bundle_path(v) / victim
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF

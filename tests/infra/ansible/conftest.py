@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -67,8 +69,10 @@ class Ansible:
         vars_file.write_text(yaml.safe_dump(extra_vars))
         cmd = [self.playbook_bin, "-i", "inventories/local", playbook, "-e", f"@{vars_file}", *(extra_args or [])]
         t0 = time.monotonic()
+        # its own process group: a playbook stopped early takes its forked workers with it (the services it
+        # starts daemonise into sessions of their own and are stopped by the fixtures that own them)
         proc = subprocess.Popen(cmd, cwd=ANSIBLE_DIR, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
         lines = []
         try:
             for line in proc.stdout:
@@ -76,12 +80,13 @@ class Ansible:
                 if on_line is not None:
                     on_line(line)
                 if time.monotonic() - t0 > timeout:
-                    proc.kill()
                     raise AssertionError(f"{playbook} took more than {timeout} s:\n{''.join(lines)[-3000:]}")
             rc = proc.wait(30)
         finally:
             if proc.poll() is None:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
         out = "".join(lines)
         (self.tmp / f"{playbook}-{len(list(self.tmp.glob('*.log')))}.log").write_text(out)
         return Run(rc, out, time.monotonic() - t0)

@@ -40,6 +40,7 @@ from tests.conftest import SCHEMAS
 from tests.helpers import fit_bundle, register_bundle
 from tests.infra.ansible.conftest import Ansible, site_packages, tool
 from tests.infra.ansible.load import Load
+from tests.stores import seed_mlflow_store
 from tests.tools import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -55,6 +56,7 @@ def make_store(root: Path, versions: int) -> str:
         os.environ.pop(var, None)
     schema = DatasetSchema.load(SCHEMAS / "uci_credit.yaml")
     frame = generate_synthetic(2000, seed=7)
+    seed_mlflow_store(root / "models" / "mlflow.db")
     settings = Settings(models_dir=root / "models", reports_dir=root / "reports")
     version = None
     for seed in range(versions):

@@ -123,7 +123,7 @@ def _wait(url: str, seconds: float, what: str, logs) -> None:
             last = status
         except OSError as e:
             last = e
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"{what} did not answer 200 on {url} within {seconds}s (last: {last})\n{logs()}")
 
 

@@ -15,6 +15,7 @@ from app.config import Settings
 from app.registry import Registry
 from tests.helpers import fit_bundle, register_bundle
 from tests.infra.containers.conftest import MAX_SERVE_IMAGE_MB, container_logs, give_to_app_user, smoke
+from tests.stores import seed_mlflow_store
 from tests.tools import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def model_store(tmp_path, schema, small_frame):
     """A local MLflow store (SQLite + artifacts) with a champion, owned by the container user."""
     store = tmp_path / "store"
+    seed_mlflow_store(store / "mlflow.db")
     settings = Settings(models_dir=store, reports_dir=tmp_path / "reports")
     version = register_bundle(settings, fit_bundle(schema, small_frame, threshold=0.3), tmp_path)
     Registry(settings).promote(version, "champion")

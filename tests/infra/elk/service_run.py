@@ -20,6 +20,7 @@ from app.registry import Registry
 from tests.helpers import fit_bundle, register_bundle
 from tests.integration.test_serve_gunicorn import Server, http, server_env
 from tests.monitoring_helpers import wait_for
+from tests.stores import seed_mlflow_store
 from tests.tools import free_port
 from tests.unit.test_api import ROW, TOKEN
 
@@ -57,6 +58,7 @@ def drive_service(tmp: Path, schema, frame) -> ServiceRun:
     not exist), a second retrain while it runs (409), an unreadable job status (an unhandled error: 500 with a
     stack trace in the log), a promotion (model reload lines) and a tampered version (refused-model lines).
     Then the same service with its store down, and the monitor job on the run's store."""
+    seed_mlflow_store(tmp / "models" / "mlflow.db")
     settings = Settings(models_dir=tmp / "models", reports_dir=tmp / "reports")
     reg = Registry(settings)
     xgb, forest = fit_bundle(schema, frame, threshold=0.3), fit_bundle(schema, frame, classifier="random_forest")

@@ -27,6 +27,7 @@ from app.registry import Registry
 from tests.helpers import fit_bundle, register_bundle
 from tests.infra.kubernetes.conftest import K8S, kustomize, one
 from tests.infra.kubernetes.podman import image_exists, kube_play, logs, podman_cmd
+from tests.stores import seed_mlflow_store
 from tests.tools import free_port
 from tests.unit.test_api import ROW
 
@@ -58,6 +59,7 @@ def http(method, url, body=None, timeout=5.0):
 def model_store(tmp_path, schema, small_frame):
     """A SQLite MLflow store with a champion, readable and writable by the pod's uid."""
     store = tmp_path / "store"
+    seed_mlflow_store(store / "mlflow.db")
     settings = Settings(models_dir=store, reports_dir=tmp_path / "reports")
     version = register_bundle(settings, fit_bundle(schema, small_frame, threshold=0.3), tmp_path)
     Registry(settings).promote(version, "champion")
@@ -95,7 +97,7 @@ def test_rendered_pod_runs_and_answers_ready(tmp_path, model_store):
                     break
             except OSError:
                 pass
-            time.sleep(1)
+            time.sleep(0.25)
         assert status == 200, f"/ready answered {status}\n{logs(container)}"
         assert json.loads(body)["ready"] is True
         assert http("GET", base + "/health")[0] == 200
