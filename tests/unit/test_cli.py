@@ -68,3 +68,16 @@ def test_bad_arguments_give_one_line_and_exit_2(args, fragment):
 def test_version():
     proc = invoke_cli(["--version"])
     assert proc.returncode == 0 and proc.stdout.startswith("credit-score, version ")
+
+
+def test_monitor_without_a_store_is_one_line_and_leaves_no_logging_behind(monkeypatch):
+    import logging
+
+    monkeypatch.setenv("CREDIT_SCORE_STORE_URL", "none")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    proc = invoke_cli(["monitor", "--json"])
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip() == "credit-score: error: the prediction store is disabled " \
+                                  "(CREDIT_SCORE_STORE_URL=none): nothing to monitor"
+    assert root.handlers == handlers and root.level == level  # configure_logging's handler is gone again
