@@ -15,11 +15,6 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-# the columns where MLflow 3 records absolute artifact URIs (checked against a registered store)
-URI_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
-               ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
-               ("model_versions", "source"))
-
 
 @functools.cache
 def migrated_mlflow_db() -> Path:
@@ -42,12 +37,15 @@ def seed_mlflow_store(db: Path) -> Path:
 
 
 def clone_models_dir(src: Path, dest: Path) -> Path:
-    """Copy a models directory (MLflow SQLite store + file artifacts) to ``dest`` and re-point the artifact URIs
-    recorded in its store from ``src`` to ``dest``: the copy is a store of its own, the original is untouched."""
+    """Copy a models directory (MLflow SQLite store, file artifacts, prediction store) to ``dest`` and re-point
+    every path of ``src`` recorded in its store (artifact locations, sources, as paths or file URIs) at ``dest``:
+    the copy is a store of its own, the original is untouched."""
     shutil.copytree(src, dest)
-    old, new = src.resolve().as_uri(), dest.resolve().as_uri()
+    old, new = str(Path(src).resolve()), str(Path(dest).resolve())
     with sqlite3.connect(dest / "mlflow.db") as db:
-        for table, column in URI_COLUMNS:
-            db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
-                       (new, len(old) + 1, len(old) + 1, old + "/"))
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for col in db.execute(f'PRAGMA table_info("{table}")').fetchall():
+                if "CHAR" in col[2].upper() or "TEXT" in col[2].upper():
+                    db.execute(f'UPDATE "{table}" SET "{col[1]}" = replace("{col[1]}", ?, ?) '  # noqa: S608
+                               f'WHERE "{col[1]}" LIKE ?', (old, new, f"%{old}%"))
     return dest

@@ -107,7 +107,7 @@ class JobSettings(BaseModel):
 
 
 class StoreSettings(BaseModel):
-    """The prediction store and feedback (app/monitoring/store.py)."""
+    """The prediction store and feedback (app/monitoring/store/)."""
 
     # SQLAlchemy URL; "" or "none" disables the store. Unset: the secret database_url (Vault, or the environment
     # variable CREDIT_SCORE_DATABASE_URL that the Vault agent renders), else sqlite:///<models_dir>/predictions.db
@@ -133,7 +133,7 @@ class StoreSettings(BaseModel):
 
 
 class MonitorSettings(BaseModel):
-    """The monitor job (app/monitoring/monitor.py): drift, live performance, retrain policy, A/B verdicts."""
+    """The monitor job (app/monitoring/monitor/): drift, live performance, retrain policy, A/B verdicts."""
 
     monitor_window_hours: float = Field(default=24.0, gt=0)  # drift: predictions of the last N hours
     monitor_performance_days: float = Field(default=30.0, gt=0)  # live metrics, A/B: predictions with outcomes

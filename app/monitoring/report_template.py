@@ -1,4 +1,4 @@
-"""The monitor's HTML report (a Jinja template; app/monitoring/monitor.py renders it)."""
+"""The monitor's HTML report (a Jinja template; app/monitoring/monitor/export.py renders it)."""
 # ruff: noqa: E501 (HTML table rows are long by nature)
 
 MONITOR_TEMPLATE = """<!doctype html>

@@ -18,9 +18,9 @@ import yaml
 
 from app.monitoring.store import PredictionRecord, PredictionStore, item_rows
 from app.registry import Registry
+from tests.cli_runner import invoke_cli
 from tests.conftest import make_settings
 from tests.helpers import register_bundle
-from tests.integration.conftest import run_cli
 from tests.integration.test_serve_gunicorn import Server, http, server_env
 from tests.monitoring_helpers import applicants, profiled_bundle, register_profiled, wait_for, window
 from tests.tools import free_port
@@ -74,29 +74,29 @@ def test_ab_split_feedback_report_and_promote(ab_store, schema):
 
         # a few outcomes only: no verdict, no promotion
         assert feedback(range(200))["recorded"] == 200
-        rep = json.loads(run_cli(["abtest", "report", "--json"], env, check=True).stdout)
+        rep = json.loads(invoke_cli(["abtest", "report", "--json"], env, check=True).stdout)
         assert rep["verdict"] == "insufficient_data" and "need at least 300" in rep["reason"]
-        refused = run_cli(["abtest", "promote"], env)
+        refused = invoke_cli(["abtest", "promote"], env)
         assert refused.returncode == 1 and "not promoting" in refused.stderr
         assert Registry(settings).alias_version("champion") == v1
 
         # all outcomes (the first 200 again: duplicates are a no-op)
         res = feedback(range(len(rows)))
         assert res["recorded"] == len(rows) - 200 and res["duplicates"] == 200 and not res["unknown"]
-        text = run_cli(["abtest", "report"], env, check=True).stdout
+        text = invoke_cli(["abtest", "report"], env, check=True).stdout
         assert "verdict: challenger_better" in text
-        rep = json.loads(run_cli(["abtest", "report", "--json"], env, check=True).stdout)
+        rep = json.loads(invoke_cli(["abtest", "report", "--json"], env, check=True).stdout)
         ch, cl = rep["variants"]["champion"], rep["variants"]["challenger"]
         assert rep["verdict"] == "challenger_better" and rep["test"]["p_value"] < 0.05
         assert cl["roc_auc"]["ci"][0] > ch["roc_auc"]["ci"][1]  # separate intervals
         assert ch["n"] + cl["n"] == len(rows)
 
         # the monitor sees the same per variant and exports it
-        summary = json.loads(run_cli(["monitor", "--json", "--dry-run"], env, check=True).stdout)
+        summary = json.loads(invoke_cli(["monitor", "--json", "--dry-run"], env, check=True).stdout)
         assert summary["live"]["challenger"]["roc_auc"] > summary["live"]["champion"]["roc_auc"]
         assert summary["abtest"]["verdict"] == "challenger_better"
 
-        out = run_cli(["abtest", "promote"], env, check=True).stdout
+        out = invoke_cli(["abtest", "promote"], env, check=True).stdout
         assert f"champion: v{v1} -> v{v2}" in out
         assert Registry(settings).alias_version("champion") == v2
         assert Registry(settings).alias_version("challenger") is None
@@ -106,7 +106,7 @@ def test_ab_split_feedback_report_and_promote(ab_store, schema):
             return status == 200 and json.loads(body)["champion"]["version"] == v2
 
         assert wait_for(follows, 20)
-        again = run_cli(["abtest", "promote"], env)
+        again = invoke_cli(["abtest", "promote"], env)
         assert again.returncode == 1  # no challenger any more
     finally:
         s.stop()
@@ -133,7 +133,7 @@ def test_monitor_starts_a_real_retrain_job_and_then_cools_down(tmp_path, schema)
                               schema.feature_names) for i, r in enumerate(rows)]
     store.insert_predictions([x for it in items for x in item_rows(it)])
 
-    proc = run_cli(["monitor", "--json"], env, check=True)
+    proc = invoke_cli(["monitor", "--json"], env, check=True)
     summary = json.loads(proc.stdout)
     job_id = summary["retrain"]["job_id"]
     assert job_id and "drift" in summary["retrain"]["reasons"]
@@ -150,7 +150,7 @@ def test_monitor_starts_a_real_retrain_job_and_then_cools_down(tmp_path, schema)
     assert final["reason"].startswith("monitor: drift on 6 feature(s)")
     assert Registry(settings).alias_version("challenger") == final["version"]
 
-    again = json.loads(run_cli(["monitor", "--json"], env, check=True).stdout)
+    again = json.loads(invoke_cli(["monitor", "--json"], env, check=True).stdout)
     assert again["retrain"]["triggered"] and not again["retrain"].get("job_id")
     assert "cool-down" in again["retrain"]["skipped"]
     assert again["last_job"]["id"] == job_id and again["last_job"]["status"] == "succeeded"

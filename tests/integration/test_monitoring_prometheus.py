@@ -18,7 +18,7 @@ import yaml
 
 from app.config import PROJECT_ROOT
 from app.registry import Registry
-from tests.integration.conftest import run_cli
+from tests.cli_runner import invoke_cli
 from tests.integration.test_serve_gunicorn import Server, http, server_env
 from tests.monitoring_helpers import applicants, register_profiled, window
 from tests.tools import free_port, which
@@ -163,7 +163,7 @@ def test_prometheus_scrapes_requests_and_drift_from_the_service(champion, schema
 
         store = PredictionStore(f"sqlite:///{tmp / 'models' / 'predictions.db'}")
         assert eventually(lambda: store.count() == n, 20), store.count()
-        proc = run_cli(["monitor", "--dry-run", "--json"], env, check=True, timeout=300)
+        proc = invoke_cli(["monitor", "--dry-run", "--json"], env, check=True)
         summary = json.loads(proc.stdout)
         assert "pay_0" in summary["drift"]["drifted"] and summary["retrain"]["triggered"]
 

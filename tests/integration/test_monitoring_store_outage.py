@@ -23,8 +23,8 @@ import pytest
 
 from app.monitoring.store import PredictionStore
 from app.registry import Registry
+from tests.cli_runner import invoke_cli
 from tests.conftest import make_settings
-from tests.integration.conftest import run_cli
 from tests.integration.test_serve_gunicorn import Server, http, server_env
 from tests.monitoring_helpers import applicants, register_profiled, wait_for, window
 from tests.tools import free_port, which
@@ -179,7 +179,7 @@ def test_postgres_store_predictions_feedback_monitor_and_outage(champion, postgr
         body = {"outcomes": [{"request_id": f"pg{i}", "outcome": y} for i, y in enumerate(ys)]}
         status, out, _ = http("POST", s.base + "/feedback", body, {"Authorization": f"Bearer {TOKEN}"})
         assert status == 200 and json.loads(out)["recorded"] == len(rows)
-        proc = run_cli(["monitor", "--json", "--dry-run"], env, check=True)
+        proc = invoke_cli(["monitor", "--json", "--dry-run"], env, check=True)
         summary = json.loads(proc.stdout)
         assert summary["live"]["champion"]["n"] == len(rows) and summary["drift"]["status"] == "ok"
         assert summary["store"].startswith("postgresql+psycopg://postgres@127.0.0.1")

@@ -19,9 +19,9 @@ METRIC = re.compile(r"\b(credit_score_[a-z0-9_]+)")
 
 
 def exported() -> set[str]:
-    """Metric names defined in the code: the service's (metrics.py) and the monitor's gauges (monitor.py)."""
+    """Metric names defined in the code: the service's (metrics.py) and the monitor's gauges (monitor/export.py)."""
     names: set[str] = set()
-    for path in ("app/monitoring/metrics.py", "app/monitoring/monitor.py"):
+    for path in ("app/monitoring/metrics.py", "app/monitoring/monitor/export.py"):
         names |= set(re.findall(r'"(credit_score_[a-z0-9_]+)"', (PROJECT_ROOT / path).read_text()))
     return names
 

@@ -1,0 +1,64 @@
+"""What the commands share: the one-line error, the exit code of bad arguments, schema, data and registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from app.config import Settings, get_settings
+from app.exit_codes import EXIT_USAGE  # noqa: F401 (the exit code of bad arguments; app.cli re-exports it)
+
+
+class CliError(click.ClickException):
+    """A failure the user can act on: one line, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def load_schema(path: str | None, settings: Settings):
+    """The schema at ``path``, else the configured one; CliError when it is missing or invalid."""
+    from app.schema import DatasetSchema
+
+    try:
+        return DatasetSchema.load(path or settings.schema_path)
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from None
+    except ValueError as e:
+        raise CliError(f"invalid schema {path or settings.schema_path}: {str(e).splitlines()[0]}") from None
+
+
+def resolve_data(data: str | None, settings: Settings, quiet: bool = False) -> Path:
+    """--data, else CREDIT_SCORE_DATA, else the embedded synthetic default (made on first use)."""
+    if data:
+        return Path(data)
+    if settings.data:
+        return Path(settings.data)
+    path = settings.default_data
+    if not path.exists():
+        from app.datasets import write_synthetic
+
+        if not quiet:
+            click.echo(f"no data configured: writing the embedded synthetic data set ({settings.default_data_rows} "
+                       f"rows, seed {settings.seed}) to {path}", err=True)
+        write_synthetic(path, settings.default_data_rows, settings.seed)
+    return path
+
+
+def open_registry():
+    """The model registry of the configured settings."""
+    from app.registry import Registry
+
+    return Registry(get_settings())
+
+
+def first_line(e: Exception) -> str:
+    """An error message as one line of at most 400 characters."""
+    return " ".join(str(e).split())[:400]
+
+
+def json_default(o) -> str:
+    """``json.dumps`` fallback: whatever JSON has no type for (paths, dates) as its string."""
+    return str(o)
