@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-dev run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint monitor monitoring-check bench bench-train bench-synthetic bench-serve bench-store clean
@@ -39,8 +40,8 @@ serve: setup ## Serve the registered models (gunicorn) on CREDIT_SCORE_HOST:CRED
 train: setup ## Train on the configured data (CREDIT_SCORE_DATA) or the embedded default
 	$(BIN)/credit-score train
 
-test: setup-dev ## The whole test suite (unit, integration, real components)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup-dev ## The whole test suite (unit, integration, real components) on TEST_WORKERS xdist workers
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: setup-dev ## Unit tests, in-process, not marked slow (the inner loop: at most 60 s in all; a test hung for 120 s fails)
 	$(BIN)/pytest -m "not slow" --timeout=120 tests/unit $(PYTEST_ARGS)

@@ -76,3 +76,26 @@ def _clean_mlflow_env():
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return make_settings(tmp_path)
+
+
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`): most of its time is spent
+# waiting on real processes (playbooks, image builds, servers), so two workers keep both cores busy. Tests are
+# scheduled by group: one file is one group, so its module and session fixtures are built once; the suites
+# that share state across files are one group each, in collection order: the Vault tests (one OpenBao server,
+# and the leak search reads the logs the others wrote), the podman tests (they build the images once and reuse
+# them, the Kubernetes pod runs included), Ansible (one deployment) and ELK (one service run).
+SHARED_GROUPS = {("infra", "vault"): "vault", ("infra", "containers"): "podman", ("infra", "ansible"): "ansible",
+                 ("infra", "elk"): "elk"}
+PODMAN_FILES = {"test_podman_kube_play.py", "test_mlflow_component.py"}
+
+
+def xdist_group(path: Path) -> str:
+    rel = path.relative_to(PROJECT_ROOT / "tests")
+    if rel.name in PODMAN_FILES:
+        return "podman"
+    return SHARED_GROUPS.get(rel.parts[:2], rel.as_posix())
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item.path)))
