@@ -96,6 +96,7 @@ def xdist_group(path: Path) -> str:
     return SHARED_GROUPS.get(rel.parts[:2], rel.as_posix())
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marker to schedule the test
 def pytest_collection_modifyitems(config, items):
     for item in items:
         item.add_marker(pytest.mark.xdist_group(xdist_group(item.path)))
