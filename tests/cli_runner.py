@@ -85,9 +85,7 @@ def logging_restored() -> Iterator[None]:
         for h in list(root.handlers):
             if h not in handlers:
                 root.removeHandler(h)
-        for h in handlers:
-            if h not in root.handlers:
-                root.addHandler(h)
+        root.handlers[:] = handlers  # the ones it replaced, back in their order
         root.setLevel(level)
         logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = flags  # noqa: SLF001
         for name, lvl in noisy.items():

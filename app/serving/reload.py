@@ -101,8 +101,14 @@ class ModelManager:
     def stop(self) -> None:
         self._stop.set()
 
+    def next_check_in(self) -> float:
+        """Seconds to the next alias check: ``reload_interval``, but at most a second while no champion is loaded.
+        A worker whose first check failed (another worker creating the store's tables, a registry still starting)
+        would otherwise answer 503 for a whole interval while its siblings serve."""
+        return self.settings.reload_interval if self.ready else min(1.0, self.settings.reload_interval)
+
     def _run(self) -> None:
-        while not self._stop.wait(self.settings.reload_interval):
+        while not self._stop.wait(self.next_check_in()):
             t0 = time.perf_counter()
             try:
                 self.refresh()
