@@ -24,6 +24,7 @@ from app.config.training import (
     CLASSIFIERS,
     SAMPLERS,
     GateConfig,
+    LatencyBudget,
     RandomForestParams,
     SamplerParams,
     TrainingConfig,
@@ -34,7 +35,7 @@ from app.config.vault import DEFAULT_K8S_TOKEN_PATH, VaultSettings
 
 __all__ = [
     "CLASSIFIERS", "DEFAULT_K8S_TOKEN_PATH", "PROJECT_ROOT", "SAMPLERS", "EnvSettings", "GateConfig",
-    "JobSettings", "MonitorSettings", "PathSettings", "RandomForestParams", "RegistrySettings", "SamplerParams",
-    "ServingSettings", "Settings", "StoreSettings", "TrainingConfig", "VaultSettings", "XGBoostParams",
-    "get_settings", "load_training_config",
+    "JobSettings", "LatencyBudget", "MonitorSettings", "PathSettings", "RandomForestParams", "RegistrySettings",
+    "SamplerParams", "ServingSettings", "Settings", "StoreSettings", "TrainingConfig", "VaultSettings",
+    "XGBoostParams", "get_settings", "load_training_config",
 ]

@@ -1,6 +1,7 @@
 """Training settings: the grid (classifiers x samplers), cross-validation, threshold objective, model
-parameters and the quality gate. Read from the environment through :class:`app.config.Settings`
-(``CREDIT_SCORE_TRAINING__CV_FOLDS=3``) and from an optional YAML file (:func:`load_training_config`)."""
+parameters, the latency budget of selection and the quality gate. Read from the environment through
+:class:`app.config.Settings` (``CREDIT_SCORE_TRAINING__CV_FOLDS=3``) and from an optional YAML file
+(:func:`load_training_config`)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,25 @@ class GateConfig(_Strict):
     epsilon: float = 0.01
 
 
+class LatencyBudget(_Strict):
+    """The most a model may cost to score, in milliseconds, for selection (unset: no limit).
+
+    Measured for every candidate of the grid after cross-validation (``app/training/cost.py``: the model's own
+    ``predict_proba`` on one thread, not the service's faster paths). A candidate over budget is not selected;
+    when no candidate is within it, the best on the selection metric is registered, fails the quality gate with
+    the reason, and is not promoted."""
+
+    single_row_ms: float | None = None  # median time to score one row
+    batch_10k_ms: float | None = None  # time to score 10,000 rows in one call
+
+    @field_validator("single_row_ms", "batch_10k_ms")
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("a latency budget must be a positive number of milliseconds (or unset)")
+        return v
+
+
 class TrainingConfig(_Strict):
     classifiers: list[str] = Field(default_factory=lambda: list(CLASSIFIERS))
     samplers: list[str] = Field(default_factory=lambda: list(SAMPLERS))
@@ -69,6 +89,7 @@ class TrainingConfig(_Strict):
     random_forest: RandomForestParams = Field(default_factory=RandomForestParams)
     xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
     sampler: SamplerParams = Field(default_factory=SamplerParams)
+    latency_budget: LatencyBudget = Field(default_factory=LatencyBudget)
     gate: GateConfig = Field(default_factory=GateConfig)
 
     @field_validator("classifiers")

@@ -27,13 +27,28 @@ schema <code>{{ schema_name }}</code>; {{ folds }}-fold stratified CV on {{ trai
 <h2>Selected: {{ selected }}</h2>
 <p>Selection metric <code>{{ selection_metric }}</code>{% if threshold is not none %}; decision threshold
 {{ "%.4f"|format(threshold) }} tuned on out-of-fold predictions for <code>{{ threshold_objective }}</code>{% endif %}.</p>
+<p>Scoring cost of the selected model, refit on the training split: {{ "%.2f"|format(scoring_cost.single_row_ms) }} ms
+for one row, {{ "%.1f"|format(scoring_cost.batch_10k_ms) }} ms for 10,000 rows.
+{%- set budget_set = latency_budget.single_row_ms is not none or latency_budget.batch_10k_ms is not none %}
+Latency budget: {% if not budget_set %}none configured{% else %}
+{%- if latency_budget.single_row_ms is not none %} one row &le; {{ latency_budget.single_row_ms }} ms{% endif %}
+{%- if latency_budget.batch_10k_ms is not none %} 10,000 rows &le; {{ latency_budget.batch_10k_ms }} ms{% endif %}
+{%- if not within_budget %}: <b class="fail">no candidate is within the budget</b>; the best on the metric is
+registered and fails the quality gate{% endif %}{% endif %}.</p>
 <p>Quality gate: {% if gate.passed %}<b class="pass">passed</b>{% else %}<b class="fail">failed</b>: {{ gate.reasons|join("; ") }}{% endif %}</p>
 <h2>Grid ({{ grid|length }} combinations, mean &plusmn; std over folds)</h2>
-<table><tr><th>combination</th>{% for m in metrics %}<th>{{ m }}</th>{% endfor %}<th>fit s (mean)</th></tr>
+<p>Scoring cost: the model's own <code>predict_proba</code> (feature transformer, then classifier, one thread) on
+each candidate's first-fold model: the median of single-row calls, and of calls on 10,000 rows drawn from the
+training split. The service scores through faster paths; <code>bench/serve_bench.py</code> measures it.</p>
+<table><tr><th>combination</th>{% for m in metrics %}<th>{{ m }}</th>{% endfor %}<th>fit s (mean)</th>
+<th>1 row ms</th><th>10,000 rows ms</th><th>latency budget</th></tr>
 {% for r in grid %}<tr{% if r.winner %} class="winner"{% endif %}><td>{{ r.label }}</td>
 {% if r.error %}<td colspan="{{ metrics|length }}" class="fail">{{ r.error }}</td>{% else %}
 {% for m in metrics %}<td>{{ "%.4f"|format(r.mean[m]) if m in r.mean else "" }}{% if m in r.std %} &plusmn; {{ "%.4f"|format(r.std[m]) }}{% endif %}</td>{% endfor %}{% endif %}
-<td>{{ "%.2f"|format(r.fit_s) }}</td></tr>{% endfor %}</table>
+<td>{{ "%.2f"|format(r.fit_s) }}</td>
+<td>{{ "%.2f"|format(r.single_row_ms) if r.single_row_ms is not none else "" }}</td>
+<td>{{ "%.1f"|format(r.batch_10k_ms) if r.batch_10k_ms is not none else "" }}</td>
+<td{% if r.over_budget %} class="fail"{% endif %}>{% if r.over_budget %}over latency budget: {{ r.over_budget|join("; ") }}{% elif budget_set and not r.error %}within{% endif %}</td></tr>{% endfor %}</table>
 <h2>Holdout metrics (selected model)</h2>
 <table><tr><th>metric</th><th>cross-validation</th><th>holdout</th></tr>
 {% for m in metrics %}{% if m in holdout %}<tr><td>{{ m }}</td><td>{{ "%.4f"|format(cv[m]) if m in cv else "" }}</td><td>{{ "%.4f"|format(holdout[m]) }}</td></tr>{% endif %}{% endfor %}</table>

@@ -1,5 +1,6 @@
-"""The training run: validate -> holdout split -> CV grid -> select -> tune threshold -> refit -> holdout ->
-quality gate -> bundle + report -> MLflow run and registered version -> alias by policy."""
+"""The training run: validate -> holdout split -> CV grid -> measure each candidate's scoring cost -> select
+within the latency budget -> tune threshold -> refit -> holdout -> quality gate -> bundle + report -> MLflow run
+and registered version -> alias by policy."""
 
 from __future__ import annotations
 
@@ -26,13 +27,16 @@ from app.core.validate import ValidationFailed, validate
 from app.datasets import file_sha256, read_table
 from app.exit_codes import ExitCode
 from app.registry import CHALLENGER, CHAMPION, Registry, RegistryError
+from app.training.cost import measure_scoring_cost
 from app.training.gate import GateResult, evaluate_gate
 from app.training.grid import ComboResult, run_grid
 from app.training.metrics import compute_metrics, scalar_metrics, tune_threshold
 from app.training.report import write_report
 from app.training.samplers import combo_label, make_pipeline
+from app.training.selection import select_candidate
 
 EXIT_DATA, EXIT_GATE = ExitCode.DATA, ExitCode.GATE  # kept here too: callers import them from this module
+COST_KEYS = ("single_row_ms", "batch_10k_ms")
 
 
 @dataclass
@@ -47,12 +51,13 @@ class TrainResult:
     gate: GateResult
     report: str
     grid: list[dict[str, Any]] = field(default_factory=list)
+    scoring_cost: dict[str, Any] | None = None  # the registered model's own (app/training/cost.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "alias": self.alias, "selected": self.selected, "cv": self.cv,
                 "holdout": self.holdout, "threshold": self.threshold, "duration_s": round(self.duration_s, 3),
                 "gate": {"passed": self.gate.passed, "reasons": self.gate.reasons}, "report": self.report,
-                "grid": self.grid}
+                "grid": self.grid, "scoring_cost": self.scoring_cost}
 
 
 def log(msg: str) -> None:
@@ -87,10 +92,12 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
         f"(holdout {len(y_ho)} rows)")
     results = run_grid(combos, X_tr, y_tr, n_classes, bad, cfg.cv_folds, seed, settings.n_jobs, progress)
     metric = cfg.selection_metric or ("roc_auc" if n_classes == 2 else "f1_macro")
-    ok = [r for r in results if r.ok]
-    if not ok:
-        raise RuntimeError("every combination failed: " + "; ".join(f"{r.label}: {r.error}" for r in results))
-    best = max(ok, key=lambda r: (r.mean()[metric], -results.index(r)))
+    _measure_costs(results, X_tr, seed)
+    selection = select_candidate(results, metric, cfg.latency_budget)
+    best = selection.best
+    if selection.over_budget:
+        log("over the latency budget: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in selection.over_budget.items())
+            + ("" if selection.within_budget else "; no candidate is within it: the gate will fail"))
     threshold = None
     if n_classes == 2:
         threshold, obj = tune_threshold(y_tr, best.oof_proba, bad, cfg.threshold_objective,
@@ -103,12 +110,13 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
     final = make_pipeline(best.classifier, best.sampler, feats, cfg, n_classes, seed, exclude,
                           n_jobs=settings.n_jobs).fit(X_tr, y_tr)
     proba_ho = final.predict_proba(X_ho)
+    cost = measure_scoring_cost(final.named_steps["features"], final.named_steps["classifier"], X_tr, seed)
     holdout_full = compute_metrics(y_ho, proba_ho, bad, threshold, schema.classes)
     holdout = scalar_metrics(holdout_full)
 
     registry = Registry(settings)
     champ_metrics, champ_note = _score_champion(registry, schema, X_ho, y_ho)
-    gate = evaluate_gate(holdout, cfg.gate, metric, champ_metrics, champ_note)
+    gate = evaluate_gate(holdout, cfg.gate, metric, champ_metrics, champ_note, best.cost, cfg.latency_budget)
     log("holdout: " + ", ".join(f"{k}={holdout[k]:.4f}" for k in ("roc_auc", "f1_macro", "pr_auc") if k in holdout)
         + f"; gate {'passed' if gate.passed else 'FAILED: ' + '; '.join(gate.reasons)}")
 
@@ -118,19 +126,22 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
     bundle = ModelBundle(schema=schema, features=final.named_steps["features"],
                          classifier=final.named_steps["classifier"], classifier_name=best.classifier,
                          sampler_name=best.sampler, threshold=threshold,
-                         metrics={"cv": cv, "holdout": holdout, "selection_metric": metric},
+                         metrics={"cv": cv, "holdout": holdout, "selection_metric": metric,
+                                  "scoring_cost": cost.to_dict()},
                          meta={"trained_at": _now(), "data_sha256": data_sha, "data_rows": len(df)},
                          reference_profile=profile)
     run_dir = Path(tempfile.mkdtemp(prefix="credit-score-train-"))
     artifact_sha = bundle.save(run_dir / "bundle")
     duration = time.perf_counter() - t0
-    grid_rows = [_grid_row(r, r is best) for r in results]
+    grid_rows = [_grid_row(r, r is best, selection.reasons(r.label)) for r in results]
     report_dir = settings.reports_dir / time.strftime("%Y%m%d-%H%M%S")
     fairness = fairness_table(schema, X_ho, y_ho, proba_ho, threshold)
     report_path = write_report(report_dir, {
         "data_path": str(data_path), "rows": len(df), "data_sha": data_sha, "schema_name": schema.name,
         "folds": cfg.cv_folds, "train_rows": len(y_tr), "holdout_rows": len(y_ho), "seed": seed,
         "duration": duration, "selected": best.label, "selection_metric": metric, "threshold": threshold,
+        "latency_budget": cfg.latency_budget.model_dump(), "within_budget": selection.within_budget,
+        "scoring_cost": cost.to_dict(),
         "threshold_objective": cfg.threshold_objective, "gate": gate, "grid": grid_rows, "cv": cv,
         "holdout": holdout, "classes": [str(c) for c in schema.classes], "bad_index": bad,
         "confusion": holdout_full["confusion_matrix"], "fairness": fairness,
@@ -143,7 +154,7 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
     return TrainResult(version=version, alias=alias, selected={"classifier": best.classifier,
                                                                "sampler": best.sampler, "label": best.label},
                        cv=cv, holdout=holdout, threshold=threshold, duration_s=time.perf_counter() - t0,
-                       gate=gate, report=str(report_path), grid=grid_rows)
+                       gate=gate, report=str(report_path), grid=grid_rows, scoring_cost=cost.to_dict())
 
 
 def _score_champion(registry: Registry, schema: DatasetSchema, X_ho, y_ho):  # noqa: N803
@@ -171,15 +182,19 @@ def _record(registry, settings, cfg, bundle, bundle_dir, report_dir, tags, gate,
                            "seed": settings.seed, "threshold_objective": cfg.threshold_objective,
                            "selection_metric": bundle.metrics["selection_metric"],
                            "threshold": bundle.threshold, "data_sha256": tags["data_sha256"],
-                           "schema": tags["schema_name"]})
+                           "schema": tags["schema_name"],
+                           **{f"latency_budget.{k}": v for k, v in cfg.latency_budget.model_dump().items()}})
         mlflow.log_params({f"{bundle.classifier_name}.{k}": v
                            for k, v in getattr(cfg, bundle.classifier_name).model_dump().items()})
         mlflow.log_metrics({f"cv_{k}": v for k, v in cv.items() if np.isfinite(v)})
         mlflow.log_metrics({f"holdout_{k}": v for k, v in holdout.items() if np.isfinite(v)})
+        mlflow.log_metrics({f"scoring_{k}": bundle.metrics["scoring_cost"][k] for k in COST_KEYS})
         for r in results:
             if r.ok:
                 key = f"grid.{r.classifier}.{r.sampler}"
                 mlflow.log_metrics({f"{key}.{k}": v for k, v in r.mean().items() if np.isfinite(v)})
+                if r.cost is not None:
+                    mlflow.log_metrics({f"{key}.{k}": getattr(r.cost, k) for k in COST_KEYS})
         mlflow.log_dict(gate.to_dict(), "gate.json")
         if bundle.reference_profile is not None:
             mlflow.log_dict(bundle.reference_profile, "reference_profile.json")
@@ -206,6 +221,8 @@ def lineage_tags(schema: DatasetSchema, data_sha: str, rows: int, bundle: ModelB
         "sampler": bundle.sampler_name, "threshold": "" if bundle.threshold is None else f"{bundle.threshold:.6f}",
         "artifact_sha256": artifact_sha, "gate_passed": str(gate.passed).lower(),
         "gate_reasons": "; ".join(gate.reasons)[:4000],
+        **{f"scoring_{k}": f"{bundle.metrics['scoring_cost'][k]:.3f}" for k in COST_KEYS
+           if "scoring_cost" in bundle.metrics},
     }
 
 
@@ -235,10 +252,26 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _grid_row(r: ComboResult, winner: bool) -> dict[str, Any]:
+def _measure_costs(results: list[ComboResult], rows: np.ndarray, seed: int) -> None:
+    """Each fitted candidate's scoring cost, from its first-fold model (same parameters as the model that would
+    be registered; refitting every candidate on the whole split would cost another fold's worth of fits),
+    measured one after the other once the grid is done, so no fit of this run competes for the cores."""
+    t0 = time.perf_counter()
+    for r in results:
+        if r.ok and r.model is not None:
+            r.cost = measure_scoring_cost(r.model.named_steps["features"], r.model.named_steps["classifier"],
+                                          rows, seed)
+        r.model = None
+    log(f"measured the scoring cost of {sum(r.cost is not None for r in results)} candidate(s) in "
+        f"{time.perf_counter() - t0:.1f} s")
+
+
+def _grid_row(r: ComboResult, winner: bool, over_budget: list[str]) -> dict[str, Any]:
     return {"label": r.label, "classifier": r.classifier, "sampler": r.sampler, "winner": winner,
             "mean": r.mean(), "std": r.std(), "error": r.error,
-            "fit_s": float(np.mean(r.fit_seconds)) if r.fit_seconds else 0.0}
+            "fit_s": float(np.mean(r.fit_seconds)) if r.fit_seconds else 0.0,
+            **{k: None if r.cost is None else getattr(r.cost, k) for k in COST_KEYS},
+            "over_budget": over_budget}
 
 
 def _importances(bundle: ModelBundle) -> list[tuple[str, float]]:

@@ -49,6 +49,8 @@ def test_train_json_output_report_and_first_champion(trained_store):
     assert 0 < out["threshold"] < 1 and out["duration_s"] > 0
     assert out["gate"] == {"passed": True, "reasons": []}
     assert len(out["grid"]) == 10 and all(r["error"] is None for r in out["grid"])
+    assert all(r["single_row_ms"] > 0 and r["batch_10k_ms"] > 0 and r["over_budget"] == [] for r in out["grid"])
+    assert out["scoring_cost"]["single_row_ms"] > 0
     html = Path(out["report"]).read_text()
     for r in out["grid"]:
         assert r["label"].replace("+", "&#43;") in html or r["label"] in html
@@ -69,7 +71,8 @@ def test_challenger_promote_champion_registry_and_rollback(trained_copy, tiny_co
 
     shown = json.loads(invoke_cli(["registry", "show", "champion"], check=True).stdout)
     for tag in ("data_sha256", "data_rows", "schema_name", "schema_sha256", "git_commit", "package_versions",
-                "trained_at", "classifier", "sampler", "threshold", "artifact_sha256"):
+                "trained_at", "classifier", "sampler", "threshold", "artifact_sha256", "scoring_single_row_ms",
+                "scoring_batch_10k_ms"):
         assert shown["tags"].get(tag), tag
     assert shown["version"] == "3"
     assert shown["tags"]["data_rows"] == str(out3["grid"] and len(pd.read_csv(data).drop_duplicates()))
