@@ -146,7 +146,7 @@ def answer(req: InferRequest, head: dict[str, Any], outputs: list[Output]) -> Re
             tensor["parameters"] = {"binary_data_size": len(chunk)}
             chunks.append(chunk)
         else:
-            tensor["data"] = o.values if isinstance(o.values, list) else np.round(o.values, 6).ravel()
+            tensor["data"] = o.values if isinstance(o.values, list) else _round6(o.values)
         tensors.append(tensor)
     head = {**head, "outputs": tensors}
     if not chunks:
@@ -154,6 +154,11 @@ def answer(req: InferRequest, head: dict[str, Any], outputs: list[Output]) -> Re
     header = orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(header + b"".join(chunks), mimetype="application/octet-stream",
                     headers={HEADER: str(len(header))})
+
+
+def _round6(values: np.ndarray) -> list[float]:
+    """Rounded as /predict rounds (Python's correctly rounded ``round``; ``np.round`` can differ in the 6th)."""
+    return [round(v, 6) for v in values.ravel().tolist()]
 
 
 def _bytes(o: Output) -> bytes:
