@@ -92,12 +92,20 @@ def operations(max_rows: int, model_name: str) -> list[Op]:
         Op("get", "/metrics", "Prometheus metrics", None),
         Op("get", "/v2/health/live", "OIP v2 liveness", "Health"),
         Op("get", "/v2/health/ready", "OIP v2 readiness", "Ready", not_ready=True),
-        Op("get", "/v2/models/{model_name}", "OIP v2 model metadata", "ModelMetadata", errors=(404, 503),
-           params=[_path_param("model_name", model_name)]),
-        Op("get", "/v2/models/{model_name}/ready", "OIP v2 model readiness", "ModelReady", errors=(404, 503),
-           params=model_param),
-        Op("post", "/v2/models/{model_name}/infer", "OIP v2 inference", "InferResponse", "InferRequest",
-           errors=(400, 404, 413, 415, 422, 503), params=[*model_param, OIP_HEADER_PARAM], oip_binary=True),
+    ] + [op for path, params in (("/v2/models/{model_name}", model_param),
+                                 ("/v2/models/{model_name}/versions/{model_version}",
+                                  [*model_param, _path_param("model_version")]))
+         for op in _oip_model_ops(path, params, model_name)]
+
+
+def _oip_model_ops(path: str, params: list[dict[str, Any]], model_name: str) -> list[Op]:
+    """Metadata, readiness and inference of the served model, by name (and by version: the champion's only)."""
+    first = [{**params[0], "schema": {**params[0]["schema"], "example": model_name}}, *params[1:]]
+    return [
+        Op("get", path, "OIP v2 model metadata", "ModelMetadata", errors=(404, 503), params=first),
+        Op("get", f"{path}/ready", "OIP v2 model readiness", "ModelReady", errors=(404, 503), params=params),
+        Op("post", f"{path}/infer", "OIP v2 inference", "InferResponse", "InferRequest",
+           errors=(400, 404, 413, 415, 422, 503), params=[*params, OIP_HEADER_PARAM], oip_binary=True),
     ]
 
 

@@ -26,7 +26,8 @@ bp = Blueprint("v2", __name__, url_prefix="/v2")
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
-def _model_or_404(name: str):
+def _model_or_404(name: str, version: str | None = None):
+    """The champion, when ``name`` (and ``version``, for the protocol's /versions/<v> routes) are its own."""
     snap = state().manager.snapshot()
     champ = snap.champion
     model_name = champ.name if champ else state().settings.model_name
@@ -34,12 +35,16 @@ def _model_or_404(name: str):
         raise RequestError(404, "unknown model", [{"field": "model_name", "problem": f"serving {model_name!r} only"}])
     if champ is None:
         raise RequestError(503, "no model is loaded yet", [{"field": "model", "problem": "no champion registered"}])
+    if version is not None and version != champ.version:
+        raise RequestError(404, "unknown model version",
+                           [{"field": "model_version", "problem": f"serving version {champ.version!r} only"}])
     return champ
 
 
 @bp.get("/models/<name>")
-def metadata(name: str):
-    m = _model_or_404(name)
+@bp.get("/models/<name>/versions/<version>")
+def metadata(name: str, version: str | None = None):
+    m = _model_or_404(name, version)
     outputs = [{"name": "prediction", "datatype": "BYTES", "shape": [-1]},
                {"name": "probability", "datatype": "FP64", "shape": [-1]}]
     if len(m.classes) > 2:
@@ -50,14 +55,16 @@ def metadata(name: str):
 
 
 @bp.get("/models/<name>/ready")
-def model_ready(name: str):
-    m = _model_or_404(name)
+@bp.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None):
+    m = _model_or_404(name, version)
     return jsonify({"name": m.name, "ready": True})
 
 
 @bp.post("/models/<name>/infer")
-def infer(name: str):
-    _model_or_404(name)
+@bp.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None):
+    _model_or_404(name, version)
     wire = read_body()
     body = infer_request(wire.json)
     r = champion_route(g.request_id)

@@ -43,6 +43,11 @@ def triton(url: str, model: str, X: np.ndarray) -> dict:  # noqa: N803
                 "probability": r.as_numpy("probability").tolist(),
                 "prediction": [v.decode() if isinstance(v, bytes) else str(v) for v in r.as_numpy("prediction")],
                 "outputs": _outputs(None if asked is None else ["probability", "prediction"], r.get_response())}
+    version = out["metadata"]["versions"][0]  # the routes by version: /v2/models/<name>/versions/<v>/...
+    inp = th.InferInput("input-0", list(X.shape), "FP64").set_data_from_numpy(X)
+    out["by_version"] = {"model_ready": c.is_model_ready(model, version),
+                         "metadata": c.get_model_metadata(model, version)["versions"],
+                         "probability": c.infer(model, [inp], model_version=version).as_numpy("probability").tolist()}
     c.close()
     return out
 
@@ -65,7 +70,8 @@ async def kserve(url: str, model: str, X: np.ndarray) -> dict:  # noqa: N803
         for n in (1, len(X)):
             inp = InferInput(name="input-0", shape=[n, X.shape[1]], datatype="FP64")
             inp.set_data_from_numpy(X[:n], binary_data=binary)
-            asked = [RequestedOutput(name, parameters={"binary_data": binary}) for name in ("probability", "prediction")]
+            asked = [RequestedOutput(name, parameters={"binary_data": binary})
+                     for name in ("probability", "prediction")]
             req = InferRequest(model_name=model, infer_inputs=[inp], request_id=f"kserve-{mode}-{n}",
                                request_outputs=asked)
             headers: dict = {}

@@ -84,4 +84,7 @@ def test_triton_and_kserve_clients_live_ready_metadata_and_infer(served):
                 if client == "kserve":
                     binary = r["content_type"] == "application/octet-stream" and int(r["header_length"] or 0) > 0
                     assert binary == (mode == "binary"), r
+    by_version = seen["triton"]["by_version"]
+    assert by_version["model_ready"] is True and by_version["metadata"] == [trained.out["version"]]
+    assert by_version["probability"] == pytest.approx(expected, rel=0, abs=6e-7)
     assert "unhandled error" not in server.log.read_text()

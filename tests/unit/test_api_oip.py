@@ -274,3 +274,28 @@ def test_json_tensor_values_are_numbers(client, value, index):
         assert r.status_code == 400 and r.json["details"][0]["field"] == "inputs[0].data", r.json
     else:
         assert r.status_code == 422 and r.json["details"][0]["field"] == f"inputs[0].data[{index}]", r.json
+
+
+def test_versioned_routes_serve_the_champion_version_only(client, rows):
+    """tritonclient calls /v2/models/<name>/versions/<v>/... when given a model_version."""
+    assert client.get("/v2/models/credit-score/versions/1").json["versions"] == ["1"]
+    assert client.get("/v2/models/credit-score/versions/1/ready").json["ready"] is True
+    body, headers = binary_request([("x", "FP64", rows)])
+    r = client.post("/v2/models/credit-score/versions/1/infer", data=body, headers=headers)
+    assert r.status_code == 200 and r.json["model_version"] == "1"
+    for path in ("", "/ready"):
+        r = client.get(f"/v2/models/credit-score/versions/9{path}")
+        assert r.status_code == 404 and r.json["details"][0]["field"] == "model_version"
+    r = client.post("/v2/models/credit-score/versions/9/infer", data=body, headers=headers)
+    assert r.status_code == 404 and r.json["details"][0]["field"] == "model_version"
+
+
+def test_openapi_documents_the_binary_extension(client):
+    spec = client.get("/openapi.json").json
+    for path in ("/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}/infer"):
+        op = spec["paths"][path]["post"]
+        assert set(op["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+        assert HEADER in op["requestBody"]["description"]
+        assert any(p["name"] == HEADER and p["in"] == "header" for p in op["parameters"])
+        ok = op["responses"]["200"]
+        assert set(ok["content"]) == {"application/json", "application/octet-stream"} and HEADER in ok["headers"]
