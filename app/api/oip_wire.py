@@ -1,7 +1,9 @@
 """The Open Inference Protocol v2 inference exchange on the wire, as its clients send and read it.
 
 Request: a JSON body, with ``Content-Type: application/json``, ``application/octet-stream`` or none at all
-(Triton's ``tritonclient.http`` sends no Content-Type), or the binary tensor data extension: the JSON header
+(Triton's ``tritonclient.http`` sends no Content-Type; ``curl -d`` and urllib label any body
+``application/x-www-form-urlencoded``, also taken: Triton's and KServe's servers read the body whatever its
+label), or the binary tensor data extension: the JSON header
 (its length in ``Inference-Header-Content-Length``) followed by each binary input's raw tensor, little-endian,
 row-major, ``parameters.binary_data_size`` bytes, in the order of ``inputs``. Answer: JSON, or, when an output
 is asked for as binary (``outputs[k].parameters.binary_data``, else the request's
@@ -26,7 +28,7 @@ from app.api.contracts.v2 import InferRequest
 from app.serving.validation import RequestError
 
 HEADER = "Inference-Header-Content-Length"
-CONTENT_TYPES = ("application/json", "application/octet-stream")
+CONTENT_TYPES = ("application/json", "application/octet-stream", "application/x-www-form-urlencoded")
 DTYPES = {"FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "INT8": "i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
           "UINT8": "u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8"}
 _UNSUPPORTED_INPUT = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")

@@ -33,7 +33,8 @@ OIP_BINARY = (
     "Open Inference Protocol binary tensor data extension: the JSON request (its length in bytes in the "
     f"`{OIP_HEADER}` header) followed by the raw tensors of the inputs that carry `parameters.binary_data_size` "
     "instead of `data`, in the order of `inputs`, each little-endian and row-major. The JSON request may also come "
-    "without a Content-Type header (as Triton's client sends it) or as application/octet-stream.")
+    "without a Content-Type header (as Triton's client sends it), as application/octet-stream, or with curl's "
+    "default label application/x-www-form-urlencoded.")
 OIP_BINARY_ANSWER = (
     "When an output is asked for as binary (`outputs[].parameters.binary_data`, else the request's "
     f"`parameters.binary_data_output`): the JSON response (its length in the `{OIP_HEADER}` header) followed by "
@@ -146,8 +147,8 @@ def _operation(op: Op, refs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         answers["200"]["description"] = f"OK. {OIP_BINARY_ANSWER}"
         answers["200"]["headers"] = {OIP_HEADER: {"schema": {"type": "integer"},
                                                   "description": "With binary outputs: the JSON part's length"}}
-        answers["415"]["description"] = "Content-Type must be application/json, application/octet-stream or none; " \
-                                        "compressed bodies (Content-Encoding) are not accepted"
+        answers["415"]["description"] = "Content-Type must be application/json, application/octet-stream, none (or " \
+                                        "curl's application/x-www-form-urlencoded); compressed bodies are not accepted"
     if op.unavailable:
         answers["503"] = {"description": op.unavailable, "content": error}
     if op.not_ready:

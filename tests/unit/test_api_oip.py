@@ -84,7 +84,8 @@ def parse_answer(r):
 
 
 # ---- JSON without a Content-Type ------------------------------------------------------------------------
-@pytest.mark.parametrize("ctype", [None, "application/octet-stream", "application/json"])
+@pytest.mark.parametrize("ctype", [None, "application/octet-stream", "application/json",
+                                   "application/x-www-form-urlencoded"])  # curl -d's label
 def test_json_body_with_or_without_content_type(client, schema, rows, ctype):
     body = json.dumps({"id": "r1", "inputs": [{"name": "x", "datatype": "FP64", "shape": [3, 23],
                                                "data": rows.tolist()}]})
