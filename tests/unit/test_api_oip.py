@@ -10,17 +10,25 @@ import json
 import numpy as np
 import pytest
 
+from app.registry import Registry
 from app.serving.matrix_validation import validate_matrix
 from app.serving.validation import ApplicantModels, RequestError
-from tests.unit.test_api import ROW, make_app, post, store  # noqa: F401 (store is a fixture)
+from tests.conftest import clear_mlflow_env, make_settings
+from tests.helpers import fit_bundle, register_bundle
+from tests.unit.test_api import ROW, make_app, post
 
 URL = "/v2/models/credit-score/infer"
 HEADER = "Inference-Header-Content-Length"
 
 
 @pytest.fixture(scope="module")
-def client(store):  # noqa: F811 (fixture)
-    return make_app(store).test_client()
+def client(tmp_path_factory, schema, small_frame):
+    """An XGBoost champion (version 1) in a real MLflow store."""
+    clear_mlflow_env()
+    tmp = tmp_path_factory.mktemp("oip-store")
+    settings = make_settings(tmp)
+    Registry(settings).promote(register_bundle(settings, fit_bundle(schema, small_frame), tmp), "champion")
+    return make_app(tmp).test_client()
 
 
 @pytest.fixture(scope="module")
