@@ -5,11 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+OIP_VENV ?= .venv-oip
+OIP_STAMP := $(OIP_VENV)/.installed
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-dev run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint monitor monitoring-check bench bench-train bench-synthetic bench-serve bench-store clean
+.PHONY: help setup setup-dev oip-clients run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint monitor monitoring-check bench bench-train bench-synthetic bench-serve bench-store clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -29,6 +31,16 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 setup: $(STAMP) ## Create .venv and install the package with its runtime requirements
 setup-dev: $(DEV_STAMP) ## ...and the dev extra: test, lint and infrastructure tools
 
+# Open Inference Protocol clients (tritonclient, KServe's InferenceRESTClient) and KServe's ModelServer in a
+# virtualenv of their own: kserve pins pandas<3 and protobuf<7 (.venv has newer). Tests and the bench use it.
+$(OIP_STAMP): requirements-oip.txt
+	test -x $(OIP_VENV)/bin/python || $(PYTHON) -m venv $(OIP_VENV)
+	$(OIP_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OIP_VENV)/bin/python -m pip install -q -r requirements-oip.txt
+	touch $(OIP_STAMP)
+
+oip-clients: $(OIP_STAMP) ## .venv-oip: tritonclient[http], kserve (InferenceRESTClient, ModelServer), xgboost
+
 bootstrap: setup ## Make the default data if none is configured; train and register if no champion exists
 	$(BIN)/credit-score bootstrap
 
@@ -40,7 +52,7 @@ serve: setup ## Serve the registered models (gunicorn) on CREDIT_SCORE_HOST:CRED
 train: setup ## Train on the configured data (CREDIT_SCORE_DATA) or the embedded default
 	$(BIN)/credit-score train
 
-test: setup-dev ## The whole test suite (unit, integration, real components) on TEST_WORKERS xdist workers
+test: setup-dev oip-clients ## The whole test suite (unit, integration, real components) on TEST_WORKERS xdist workers
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: setup-dev ## Unit tests, in-process, not marked slow (the inner loop: at most 60 s in all; a test hung for 120 s fails)
@@ -95,8 +107,8 @@ bench-store: setup-dev ## /predict throughput with the prediction store on vs of
 bench-synthetic: setup-dev ## 1M synthetic rows: generate + validate
 	$(BIN)/python bench/synthetic_bench.py
 
-clean: ## Remove the virtualenv and generated files (keeps models/)
-	rm -rf $(VENV) reports .pytest_cache build *.egg-info
+clean: ## Remove the virtualenvs and generated files (keeps models/)
+	rm -rf $(VENV) $(OIP_VENV) reports .pytest_cache build *.egg-info
 
 # ---- delivery: images, linters, CI reports, deploys (each Jenkins stage calls one of these) -------------------
 CONTAINER_ENGINE ?= podman

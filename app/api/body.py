@@ -16,9 +16,13 @@ def json_body() -> Any:
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise RequestError(415, "Content-Type must be application/json",
                            [{"field": "Content-Type", "problem": f"got {request.mimetype or 'none'!r}"}])
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    return parse_json(request.get_data(cache=False))  # raises 413 past MAX_CONTENT_LENGTH
+
+
+def parse_json(raw: bytes, where: str = "$") -> Any:
+    """JSON text (UTF-8) to Python values; a 400 naming ``where`` when it is empty, not UTF-8 or not JSON."""
     if not raw.strip():
-        raise RequestError(400, "the request body is empty", [{"field": "$", "problem": "empty body"}])
+        raise RequestError(400, "the request body is empty", [{"field": where, "problem": "empty body"}])
     try:
         return orjson.loads(raw)  # RFC 8259: JSON on the wire is UTF-8
     except orjson.JSONDecodeError:
@@ -26,10 +30,10 @@ def json_body() -> Any:
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise RequestError(400, "the body is not UTF-8 text", [{"field": "$", "problem": "invalid encoding"}]) \
+        raise RequestError(400, "the body is not UTF-8 text", [{"field": where, "problem": "invalid encoding"}]) \
             from None
     except json.JSONDecodeError as e:
         raise RequestError(400, "the body is not valid JSON",
-                           [{"field": "$", "problem": f"{e.msg} at line {e.lineno} column {e.colno}"}]) from None
+                           [{"field": where, "problem": f"{e.msg} at line {e.lineno} column {e.colno}"}]) from None
     except RecursionError:
-        raise RequestError(400, "the body nests too deeply", [{"field": "$", "problem": "too deep"}]) from None
+        raise RequestError(400, "the body nests too deeply", [{"field": where, "problem": "too deep"}]) from None

@@ -28,6 +28,21 @@ EXPLAIN = {"name": "explain", "in": "query", "required": False,
 APPLICANT_KEY = {"name": "X-Applicant-Key", "in": "header", "required": False, "schema": {"type": "string"},
                  "description": "Sticky A/B routing key"}
 ADMIN = [{"bearer": []}]
+OIP_HEADER = "Inference-Header-Content-Length"
+OIP_BINARY = (
+    "Open Inference Protocol binary tensor data extension: the JSON request (its length in bytes in the "
+    f"`{OIP_HEADER}` header) followed by the raw tensors of the inputs that carry `parameters.binary_data_size` "
+    "instead of `data`, in the order of `inputs`, each little-endian and row-major. The JSON request may also come "
+    "without a Content-Type header (as Triton's client sends it), as application/octet-stream, or with curl's "
+    "default label application/x-www-form-urlencoded.")
+OIP_BINARY_ANSWER = (
+    "When an output is asked for as binary (`outputs[].parameters.binary_data`, else the request's "
+    f"`parameters.binary_data_output`): the JSON response (its length in the `{OIP_HEADER}` header) followed by "
+    "those outputs' bytes in the order of `outputs`: FP64 little-endian; BYTES as each element's 4-byte "
+    "little-endian length and its UTF-8 bytes.")
+OIP_HEADER_PARAM = {"name": OIP_HEADER, "in": "header", "required": False,
+                    "schema": {"type": "integer", "minimum": 1},
+                    "description": "Binary tensor data extension: the length in bytes of the JSON part of the body"}
 
 
 @dataclass
@@ -46,6 +61,7 @@ class Op:
     not_ready: bool = False  # a 503 with the 2xx model (readiness probes)
     params: list[dict[str, Any]] = field(default_factory=list)
     security: bool = False
+    oip_binary: bool = False  # the body and the answer may use the OIP binary tensor data extension
 
 
 def _path_param(name: str, example: str | None = None) -> dict[str, Any]:
@@ -77,12 +93,20 @@ def operations(max_rows: int, model_name: str) -> list[Op]:
         Op("get", "/metrics", "Prometheus metrics", None),
         Op("get", "/v2/health/live", "OIP v2 liveness", "Health"),
         Op("get", "/v2/health/ready", "OIP v2 readiness", "Ready", not_ready=True),
-        Op("get", "/v2/models/{model_name}", "OIP v2 model metadata", "ModelMetadata", errors=(404, 503),
-           params=[_path_param("model_name", model_name)]),
-        Op("get", "/v2/models/{model_name}/ready", "OIP v2 model readiness", "ModelReady", errors=(404, 503),
-           params=model_param),
-        Op("post", "/v2/models/{model_name}/infer", "OIP v2 inference", "InferResponse", "InferRequest",
-           errors=(400, 404, 413, 415, 422, 503), params=model_param),
+    ] + [op for path, params in (("/v2/models/{model_name}", model_param),
+                                 ("/v2/models/{model_name}/versions/{model_version}",
+                                  [*model_param, _path_param("model_version")]))
+         for op in _oip_model_ops(path, params, model_name)]
+
+
+def _oip_model_ops(path: str, params: list[dict[str, Any]], model_name: str) -> list[Op]:
+    """Metadata, readiness and inference of the served model, by name (and by version: the champion's only)."""
+    first = [{**params[0], "schema": {**params[0]["schema"], "example": model_name}}, *params[1:]]
+    return [
+        Op("get", path, "OIP v2 model metadata", "ModelMetadata", errors=(404, 503), params=first),
+        Op("get", f"{path}/ready", "OIP v2 model readiness", "ModelReady", errors=(404, 503), params=params),
+        Op("post", f"{path}/infer", "OIP v2 inference", "InferResponse", "InferRequest",
+           errors=(400, 404, 413, 415, 422, 503), params=[*params, OIP_HEADER_PARAM], oip_binary=True),
     ]
 
 
@@ -118,6 +142,13 @@ def _operation(op: Op, refs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         answers = {str(op.status): {"description": "Job accepted" if op.status == 202 else "OK",
                                     "content": _json(refs[op.ok])}}
     answers |= {str(c): {"description": MESSAGES[c], "content": error} for c in op.errors}
+    if op.oip_binary:
+        answers["200"]["content"]["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
+        answers["200"]["description"] = f"OK. {OIP_BINARY_ANSWER}"
+        answers["200"]["headers"] = {OIP_HEADER: {"schema": {"type": "integer"},
+                                                  "description": "With binary outputs: the JSON part's length"}}
+        answers["415"]["description"] = "Content-Type must be application/json, application/octet-stream, none (or " \
+                                        "curl's application/x-www-form-urlencoded); compressed bodies are not accepted"
     if op.unavailable:
         answers["503"] = {"description": op.unavailable, "content": error}
     if op.not_ready:
@@ -129,6 +160,9 @@ def _operation(op: Op, refs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out["security"] = ADMIN
     if op.body:
         out["requestBody"] = {"required": op.body_required, "content": _json(refs[op.body])}
+    if op.oip_binary:
+        out["requestBody"]["description"] = OIP_BINARY
+        out["requestBody"]["content"]["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
     out["responses"] = answers
     return out
 

@@ -1,29 +1,33 @@
 """Open Inference Protocol v2 (KServe / Triton compatible): model metadata and inference.
 
 Inputs: either one tensor of shape [N, n_features] in the schema's feature order, or one tensor per feature
-(named after it, shape [N]). Outputs: ``prediction`` (BYTES, class labels) and ``probability`` (FP64, the bad
-class), plus ``probabilities`` [N, K] for multiclass models.
+(named after it, shape [N]), in JSON or with the binary tensor data extension (app/api/oip_wire.py). Outputs:
+``prediction`` (BYTES, class labels) and ``probability`` (FP64, the bad class), plus ``probabilities`` [N, K]
+for multiclass models, in JSON (rounded to 6 decimals, as /predict) or binary (float64, unrounded).
 """
 
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import Any
 
 import numpy as np
 from flask import Blueprint, g, jsonify
 
-from app.api.body import json_body
-from app.api.contracts.v2 import InferTensor
 from app.api.contracts.validate import infer_request
+from app.api.oip_wire import Output, answer, input_arrays, read_body
 from app.api.predict import champion_route, record, store
 from app.api.state import state
+from app.serving.matrix_validation import validate_matrix
 from app.serving.validation import RequestError
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
-def _model_or_404(name: str):
+def _model_or_404(name: str, version: str | None = None):
+    """The champion, when ``name`` (and ``version``, for the protocol's /versions/<v> routes) are its own."""
     snap = state().manager.snapshot()
     champ = snap.champion
     model_name = champ.name if champ else state().settings.model_name
@@ -31,12 +35,16 @@ def _model_or_404(name: str):
         raise RequestError(404, "unknown model", [{"field": "model_name", "problem": f"serving {model_name!r} only"}])
     if champ is None:
         raise RequestError(503, "no model is loaded yet", [{"field": "model", "problem": "no champion registered"}])
+    if version is not None and version != champ.version:
+        raise RequestError(404, "unknown model version",
+                           [{"field": "model_version", "problem": f"serving version {champ.version!r} only"}])
     return champ
 
 
 @bp.get("/models/<name>")
-def metadata(name: str):
-    m = _model_or_404(name)
+@bp.get("/models/<name>/versions/<version>")
+def metadata(name: str, version: str | None = None):
+    m = _model_or_404(name, version)
     outputs = [{"name": "prediction", "datatype": "BYTES", "shape": [-1]},
                {"name": "probability", "datatype": "FP64", "shape": [-1]}]
     if len(m.classes) > 2:
@@ -47,70 +55,88 @@ def metadata(name: str):
 
 
 @bp.get("/models/<name>/ready")
-def model_ready(name: str):
-    m = _model_or_404(name)
+@bp.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None):
+    m = _model_or_404(name, version)
     return jsonify({"name": m.name, "ready": True})
 
 
 @bp.post("/models/<name>/infer")
-def infer(name: str):
-    _model_or_404(name)
-    body = infer_request(json_body())
+@bp.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None):
+    _model_or_404(name, version)
+    wire = read_body()
+    body = infer_request(wire.json)
     r = champion_route(g.request_id)
     model = r.model
     names = model.schema.feature_names
-    X = _matrix(body.inputs, names)  # noqa: N806
+    X = _matrix([_tensor(t, k) for k, t in enumerate(input_arrays(body, wire))], names)  # noqa: N806
     if len(X) > state().settings.max_batch_rows:
         raise RequestError(413, "too many rows", [{"field": "inputs", "problem": f"{len(X)} rows"}])
-    _check_ranges(X, state().validator(model.schema), names)
+    X = validate_matrix(state().validator(model.schema), X)  # noqa: N806
     preds = model.predict_rows(X, None)
     record(model, r.variant, preds, None)
     store(model, r.variant, preds, X, batch=True)
-    outputs: list[dict[str, Any]] = [
-        {"name": "prediction", "datatype": "BYTES", "shape": [len(preds)], "data": [str(p.label) for p in preds]},
-        {"name": "probability", "datatype": "FP64", "shape": [len(preds)],
-         "data": [round(p.bad_probability, 6) for p in preds]},
-    ]
+    n = len(preds)
+    outputs = [Output("prediction", "BYTES", [n], [str(p.label) for p in preds]),
+               Output("probability", "FP64", [n], np.fromiter((p.bad_probability for p in preds), float, n))]
     if len(model.classes) > 2:
-        outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [len(preds), len(model.classes)],
-                        "data": [round(float(v), 6) for p in preds for v in p.probabilities]})
-    resp = {"model_name": model.name, "model_version": model.version, "outputs": outputs}
-    resp["id"] = body.id if body.id is not None else g.request_id
-    return jsonify(resp)
+        outputs.append(Output("probabilities", "FP64", [n, len(model.classes)],
+                              np.vstack([p.probabilities for p in preds]).astype(np.float64)))
+    head = {"model_name": model.name, "model_version": model.version,
+            "id": body.id if body.id is not None else g.request_id}
+    return answer(body, head, outputs)
 
 
-def _tensor(t: InferTensor, k: int) -> tuple[str, list[int], list[Any]]:
-    """A tensor the model accepted, checked where JSON Schema cannot: data length and finite numbers."""
+def _tensor(t: tuple[str, list[int], np.ndarray | list[Any]], k: int) -> tuple[str, list[int], np.ndarray]:
+    """A tensor's values as a flat float64 array, checked where JSON Schema cannot: the data's length matches
+    the shape, and every value is a finite number (binary tensors come checked and as arrays)."""
+    name, shape, data = t
+    if isinstance(data, np.ndarray):
+        return name, shape, data
     where = f"inputs[{k}]"
-    flat = _flatten(t.data)
-    if len(flat) != math.prod(t.shape):
+    flat, kinds = _flatten(data)
+    if len(flat) != math.prod(shape):
         raise RequestError(400, "invalid input tensor",
-                           [{"field": f"{where}.data", "problem": f"{len(flat)} values for shape {t.shape}"}])
-    bad = [i for i, v in enumerate(flat) if isinstance(v, bool) or not isinstance(v, int | float)
-           or (isinstance(v, float) and not math.isfinite(v))]
-    if bad:
+                           [{"field": f"{where}.data", "problem": f"{len(flat)} values for shape {shape}"}])
+    values = None
+    if kinds <= {int, float}:  # no booleans, strings or nulls: NumPy checks the rest
+        try:
+            values = np.asarray(flat, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64
+            values = None
+    if values is None or not np.isfinite(values).all():
+        bad = next((i for i, v in enumerate(flat) if isinstance(v, bool) or not isinstance(v, int | float)
+                    or abs(v) > _FLOAT_MAX or not math.isfinite(v)), 0)
         raise RequestError(422, "invalid input tensor",
-                           [{"field": f"{where}.data[{bad[0]}]", "problem": "finite numbers only"}])
-    return t.name, t.shape, flat
+                           [{"field": f"{where}.data[{bad}]", "problem": "finite numbers only"}])
+    return name, shape, values
 
 
-def _flatten(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
+def _flatten(data: Any) -> tuple[list[Any], set[type]]:
+    """Nested lists to one row-major list, and the types of its values (C-level passes: no per-value Python)."""
+    flat = data if isinstance(data, list) else [data]
+    kinds = set(map(type, flat))
+    while list in kinds:
+        flat = list(chain.from_iterable(flat)) if kinds == {list} else _flatten_mixed(flat)
+        kinds = set(map(type, flat))
+    return flat, kinds
+
+
+def _flatten_mixed(data: list[Any]) -> list[Any]:
     out: list[Any] = []
     for v in data:
-        out.extend(_flatten(v) if isinstance(v, list) else [v])
+        out.extend(_flatten_mixed(v) if isinstance(v, list) else [v])
     return out
 
 
-def _matrix(inputs: list[InferTensor], names: list[str]) -> np.ndarray:
-    tensors = [_tensor(t, k) for k, t in enumerate(inputs)]
+def _matrix(tensors: list[tuple[str, list[int], np.ndarray]], names: list[str]) -> np.ndarray:
     if len(tensors) == 1 and len(tensors[0][1]) == 2:
         _, shape, flat = tensors[0]
         if shape[1] != len(names):
             raise RequestError(422, "wrong number of features",
                                [{"field": "inputs[0].shape", "problem": f"expected [N, {len(names)}], got {shape}"}])
-        return np.asarray(flat, dtype=np.float64).reshape(shape)
+        return flat.reshape(shape)
     by_name = {n: flat for n, _, flat in tensors}
     missing = [n for n in names if n not in by_name]
     unknown = [n for n in by_name if n not in names]
@@ -121,14 +147,4 @@ def _matrix(inputs: list[InferTensor], names: list[str]) -> np.ndarray:
     lengths = {len(by_name[n]) for n in names}
     if len(lengths) != 1:
         raise RequestError(422, "inputs have different lengths", [{"field": "inputs", "problem": str(sorted(lengths))}])
-    return np.column_stack([np.asarray(by_name[n], dtype=np.float64) for n in names])
-
-
-def _check_ranges(X: np.ndarray, validator, names: list[str]) -> None:  # noqa: N803
-    """Same rules as /predict: each row through the schema's request model."""
-    schema = validator.schema
-    rows = []
-    for row in X:
-        rows.append({f.name: (int(v) if f.type != "numeric" and float(v).is_integer() else float(v))
-                     for f, v in zip(schema.features, row, strict=True)})
-    X[:] = validator.parse_many(rows)
+    return np.column_stack([by_name[n] for n in names])

@@ -35,5 +35,5 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(store, tmp_pat
         s.stop()
     summary = proc.stdout[-4000:]
     assert proc.returncode == 0, summary
-    assert "Tested: 14" in proc.stdout and "generated" in proc.stdout
+    assert "Tested: 17" in proc.stdout and "generated" in proc.stdout
     assert "unhandled error" not in (tmp / "st-server.log").read_text()

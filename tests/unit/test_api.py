@@ -309,7 +309,7 @@ def test_v2_metadata_and_infer(client, schema):
 
 @pytest.mark.parametrize("body, status", [
     ({"inputs": []}, 400),
-    ({"inputs": [{"name": "x", "shape": [1, 23], "datatype": "BYTES", "data": ["a"] * 23}]}, 400),
+    ({"inputs": [{"name": "x", "shape": [1, 23], "datatype": "BYTES", "data": ["a"] * 23}]}, 422),
     ({"inputs": [{"name": "", "shape": [], "datatype": {}, "data": [None, None]}]}, 400),
     ({"inputs": [{"name": "x", "shape": [1, 23], "datatype": "FP64", "data": [1] * 22}]}, 400),
     ({"inputs": [{"name": "x", "shape": [1, 22], "datatype": "FP64", "data": [1] * 22}]}, 422),

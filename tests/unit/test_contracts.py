@@ -89,7 +89,8 @@ def test_each_request_body_is_the_schema_of_the_model_that_validates_it(app, spe
     validators = {"/predict": TypeAdapter(contracts.applicants.applicant),
                   "/predict/batch": TypeAdapter(contracts.batch), "/feedback": contracts.feedback,
                   "/model/retrain": TypeAdapter(RetrainRequest),
-                  "/v2/models/{model_name}/infer": TypeAdapter(InferRequest)}
+                  "/v2/models/{model_name}/infer": TypeAdapter(InferRequest),
+                  "/v2/models/{model_name}/versions/{model_version}/infer": TypeAdapter(InferRequest)}
     bodies = {p: op["requestBody"]["content"]["application/json"]["schema"]
               for p, ops in spec["paths"].items() for op in ops.values() if "requestBody" in op}
     assert set(bodies) == set(validators)

@@ -57,23 +57,38 @@ def batch_rows(body: Any, envelope: type[BaseModel]) -> list[Any]:
 
 
 # ---- /v2/models/<name>/infer --------------------------------------------------------------------------------
-_TENSOR_ORDER = ("missing", "datatype", "shape", "name", "data")
+_TENSOR_ORDER = ("missing", "datatype", "shape", "name", "data", "parameters")
+_TENSOR_PROBLEMS = {"datatype": f"numeric datatype expected ({', '.join(NUMERIC)})", "shape": "list of sizes",
+                    "name": "a non-empty string", "data": "a non-empty list of numbers",
+                    "parameters": "an object",
+                    "parameters.binary_data_size": "the tensor's size in bytes, an integer >= 0"}
 
 
 def infer_request(body: Any) -> InferRequest:
     try:
         return InferRequest.model_validate(body)
     except ValidationError as e:
-        raise _infer_error(_errors(e)) from None
+        raise _infer_error(_errors(e), body) from None
 
 
-def _infer_error(errs: Errors) -> RequestError:
+def _infer_error(errs: Errors, body: Any) -> RequestError:
+    """The first fault of an inference request: the body, then the inputs in order, the outputs, the
+    parameters, the id."""
     if any(er["loc"] in ((), ("inputs",)) for er in errs):
         return RequestError(400, "the body must be an object with a non-empty 'inputs' list",
                             [{"field": "inputs", "problem": "missing or not a non-empty list"}])
     tensors = [er for er in errs if er["loc"][:1] == ("inputs",) and len(er["loc"]) >= 2]
-    if not tensors:
-        return RequestError(400, "invalid request", [{"field": "id", "problem": "expected a string"}])
+    if tensors:
+        return _tensor_error(tensors, body)
+    for top in ("outputs", "parameters"):
+        mine = [er for er in errs if er["loc"][:1] == (top,)]
+        if mine:
+            field = ".".join(f"[{p}]" if isinstance(p, int) else p for p in mine[0]["loc"]).replace(".[", "[")
+            return RequestError(400, f"invalid {top}", [{"field": field, "problem": mine[0]["msg"]}])
+    return RequestError(400, "invalid request", [{"field": "id", "problem": "expected a string"}])
+
+
+def _tensor_error(tensors: Errors, body: Any) -> RequestError:
     k = min(er["loc"][1] for er in tensors)
     where = f"inputs[{k}]"
     mine = [er for er in tensors if er["loc"][1] == k]
@@ -82,15 +97,18 @@ def _infer_error(errs: Errors) -> RequestError:
 
     def rank(er: dict[str, Any]) -> tuple[int, int]:
         key = "missing" if er["type"] == "missing" else str(er["loc"][2])
-        order = ("name", "shape", "datatype", "data").index(str(er["loc"][2]))
-        return _TENSOR_ORDER.index(key), order
+        return _TENSOR_ORDER.index(key), _TENSOR_ORDER.index(str(er["loc"][2]))
 
     first = min(mine, key=rank)
     key = str(first["loc"][2])
-    problem = {"datatype": f"numeric datatype expected ({', '.join(NUMERIC)})", "shape": "list of sizes",
-               "name": "a non-empty string", "data": "a non-empty list of numbers"}[key]
-    if first["type"] == "missing":
-        problem = "missing"
+    if key == "datatype" and first.get("input") == "BYTES":
+        name = body["inputs"][k].get("name") if isinstance(body["inputs"][k], dict) else None
+        return RequestError(422, f"input {name!r}: BYTES (string) tensors are not supported",
+                            [{"field": f"{where}.datatype",
+                              "problem": f"this model takes numbers: send a numeric datatype ({', '.join(NUMERIC)})"}])
+    if key == "parameters" and len(first["loc"]) > 3:
+        key = f"parameters.{first['loc'][3]}"
+    problem = "missing" if first["type"] == "missing" else _TENSOR_PROBLEMS.get(key, first["msg"])
     return RequestError(400, "invalid input tensor", [{"field": f"{where}.{key}", "problem": problem}])
 
 

@@ -1,0 +1,75 @@
+"""The applicant rules of a dataset schema applied to a whole matrix of numbers at once (tensor inputs).
+
+Rows that arrive as numbers in feature order (Open Inference Protocol tensors) meet the same rules as a
+/predict body, column by column in NumPy: a numeric feature within its range, an integer feature integral and
+within its range, a categorical feature one of its numeric codes (undocumented codes remapped as the schema
+says). When a value breaks a rule, the offending rows go through the applicant model itself, so the answer
+names the fields exactly as /predict does. A schema with text category codes (which numbers cannot match in
+the same way) takes the applicant model for every row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from app.core.schema import Feature
+from app.serving.validation import ApplicantModels, RequestError
+
+MAX_DETAILS = 50
+
+
+def _numeric_codes(f: Feature) -> np.ndarray:
+    return np.array([float(c) for c in f.accepted_codes if isinstance(c, int) and not isinstance(c, bool)])
+
+
+def _column_ok(f: Feature, col: np.ndarray) -> np.ndarray:
+    if f.type == "categorical":
+        return np.isin(col, _numeric_codes(f))
+    ok = np.isfinite(col)
+    if f.type == "integer":
+        ok &= col == np.floor(col)
+    if f.min is not None:
+        ok &= col >= f.min
+    if f.max is not None:
+        ok &= col <= f.max
+    return ok
+
+
+def validate_matrix(models: ApplicantModels, X: np.ndarray) -> np.ndarray:  # noqa: N803
+    """``X`` [n_rows, n_features] (float64, feature order) checked and remapped; a 422 naming row and field."""
+    features = models.schema.features
+    if any(isinstance(c, str) for f in features if f.type == "categorical" for c in f.accepted_codes):
+        return _rows(models, X, np.arange(len(X)))
+    ok = np.ones(len(X), dtype=bool)
+    for j, f in enumerate(features):
+        ok &= _column_ok(f, X[:, j])
+    if not ok.all():
+        _rows(models, X, np.flatnonzero(~ok)[:MAX_DETAILS])  # raises, naming the fields
+        return _rows(models, X, np.arange(len(X)))  # the model accepted what the columns refused: it decides
+    out = X.copy()
+    for j, f in enumerate(features):
+        if f.remap:
+            col = X[:, j]
+            for code, target in f.remap.items():
+                out[col == float(code), j] = float(target)
+    return out
+
+
+def _rows(models: ApplicantModels, X: np.ndarray, rows: np.ndarray) -> np.ndarray:  # noqa: N803
+    """The applicant model on the given rows: their values, or a 422 with every fault found (50 at most)."""
+    features = models.schema.features
+    parsed, errors = [], []
+    for k in rows:
+        item: dict[str, Any] = {f.name: (int(v) if f.type != "numeric" and float(v).is_integer() else float(v))
+                                for f, v in zip(features, X[k], strict=True)}
+        try:
+            parsed.append(models.parse(item, where=f"rows[{k}]"))
+        except RequestError as e:
+            errors.extend(e.details)
+            if len(errors) >= MAX_DETAILS:
+                break
+    if errors:
+        raise RequestError(422, "invalid applicants", errors[:MAX_DETAILS])
+    return np.array(parsed, dtype=np.float64).reshape(len(rows), len(features))
