@@ -56,7 +56,7 @@ test: setup-dev oip-clients ## The whole test suite (unit, integration, real com
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: setup-dev ## Unit tests, in-process, not marked slow (the inner loop: at most 60 s in all; a test hung for 120 s fails)
-	$(BIN)/pytest -m "not slow" --timeout=120 tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" --timeout=120 tests/unit $(PYTEST_ARGS)
 
 lint: setup-dev ## Static checks: ruff, the layer contract (.importlinter), shellcheck
 	$(BIN)/ruff check app tests bench
@@ -98,7 +98,7 @@ bench: bench-synthetic bench-train bench-serve bench-store ## All benchmarks (by
 bench-train: setup-dev ## Training grid: ours vs a plain imblearn cross_validate loop, same grid, same run
 	$(BIN)/python bench/train_bench.py
 
-bench-serve: setup-dev ## /predict throughput with wrk: ours vs `mlflow models serve`, same model, same run
+bench-serve: setup-dev oip-clients ## /predict with wrk: the grid's champion and an XGBoost one beside a bare Flask floor and KServe, same run
 	$(BIN)/python bench/serve_bench.py
 
 bench-store: setup-dev ## /predict throughput with the prediction store on vs off (wrk), same run

@@ -214,7 +214,7 @@ def main() -> int:
         generate_synthetic(30_000, 42).to_csv(data, index=False)
 
     grid = train(cache, "grid", data, {}, env)
-    stores = {"xgboost": train(cache, "xgboost", data, {"classifiers": ["xgboost"], "samplers": ["none"]}, env)}
+    train(cache, "xgboost", data, {"classifiers": ["xgboost"], "samplers": ["none"]}, env)
     print(f"the default grid selected {grid['selected']['label']} (holdout ROC-AUC {grid['holdout']['roc_auc']:.4f})")
     forest = "grid"
     if grid["selected"]["classifier"] != "random_forest":

@@ -14,7 +14,7 @@ from app.api.contracts.predict import batch_envelope
 from app.api.contracts.validate import batch_rows
 from app.api.state import state
 from app.monitoring.logging import LINES
-from app.monitoring.metrics import child, metrics
+from app.monitoring.metrics import child, metrics, observe_many
 from app.monitoring.store.record import PredictionRecord
 from app.serving.model import Prediction, ServedModel
 from app.serving.router import Route, route
@@ -99,8 +99,11 @@ def record(model: ServedModel, variant: str, preds: list[Prediction], X: np.ndar
     hist = child(m.probability, variant)
     by_class: dict[str, int] = {}
     for p in preds:
-        hist.observe(p.bad_probability)
         by_class[str(p.label)] = by_class.get(str(p.label), 0) + 1
+    if len(preds) == 1:
+        hist.observe(preds[0].bad_probability)
+    else:
+        observe_many(hist, [p.bad_probability for p in preds])
     for label, n in by_class.items():
         child(m.predictions, model.version, variant, label).inc(n)
     if not log.isEnabledFor(logging.INFO):

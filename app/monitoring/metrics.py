@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as mp
 
@@ -86,6 +87,24 @@ def child(metric, *values: str):
     if c is None:
         c = cache[values] = metric.labels(*values)
     return c
+
+
+def observe_many(hist, values) -> None:
+    """``hist.observe(v)`` for every value, in one increment per bucket: a 10,000-row batch otherwise spends
+    ~60 ms in per-value observes. Uses the client's bucket bounds and values (``_upper_bounds``, ``_buckets``,
+    ``_sum``, as its own ``observe`` does); a client without them gets the per-value loop."""
+    buckets, bounds, total = (getattr(hist, a, None) for a in ("_buckets", "_upper_bounds", "_sum"))
+    v = np.asarray(values, dtype=float)
+    if buckets is None or bounds is None or total is None or len(v) < 16:
+        for x in v:
+            hist.observe(float(x))
+        return
+    hist._raise_if_not_observable()  # noqa: SLF001 (what observe checks first)
+    total.inc(float(v.sum()))
+    idx = np.searchsorted(np.asarray(bounds), v, side="left")  # the first bound >= v, as observe's loop
+    counts = np.bincount(idx[idx < len(bounds)], minlength=len(bounds))  # NaN: no bucket, as observe
+    for i in np.flatnonzero(counts):
+        buckets[i].inc(int(counts[i]))
 
 
 def multiprocess_enabled() -> bool:
