@@ -13,6 +13,12 @@ scikit-learn's ``Tree.apply`` (``sklearn/tree/_tree.pyx``): the row cast to floa
 more samples). A leaf's class distribution is normalised as ``DecisionTreeClassifier.predict_proba`` does, and
 the forest's probability is the mean over trees.
 
+The Saabas attribution of a row is the sum over trees of its leaf's path attribution (each step's change in
+the class share, credited to the split's column). That is precomputed per class as a (leaves x columns) table
+(:meth:`ForestPaths.prepare`, at load), so the walk only has to find the leaves: one row then takes one product,
+a batch one sparse (rows x leaves) product. A forest too large for the table (``PATH_TABLE_MAX``) has the walk
+collect the steps instead.
+
 Nothing is trusted blindly: :meth:`ForestPaths.from_forest` evaluates probe rows built from the forest's own
 thresholds (both sides of every split, and missing values) with scikit-learn and with numpy and returns
 ``None`` (the caller keeps scikit-learn) unless the leaves are the same, the probabilities agree within 1e-9
@@ -29,7 +35,8 @@ import numpy as np
 
 log = logging.getLogger("credit_score.reload")
 TOLERANCE = 1e-9
-CHUNK_ROWS = 512  # rows per walk: (rows x trees) index arrays stay in cache, memory stays bounded
+CHUNK_ROWS = 1024  # rows per walk: (rows x trees) index arrays stay in cache, memory stays bounded
+PATH_TABLE_MAX = 4_000_000  # leaves x columns (float64): past this (deep forests), the walk collects one row's steps
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class ForestPaths:
             return None
         try:
             err = paths._disagreement(forest, paths._probes(probes, seed))
-        except (ValueError, FloatingPointError) as e:
+        except Exception as e:  # noqa: BLE001 (whatever fails here, scikit-learn keeps answering)
             err, why = float("inf"), str(e)
         else:
             why = f"max error {err:.3g}"
@@ -150,6 +157,10 @@ class ForestPaths:
             p, contrib, bias = self.explain(P, c)
             err = max(err, float(np.abs(contrib.sum(axis=1) + bias - proba[:, c]).max()),
                       float(np.abs(p - proba).max()))
+            for i in range(min(len(P), 16)):  # one row at a time: the leaf table, not the walk's steps
+                p1, c1, b1 = self.explain_one(P[i], c)
+                err = max(err, float(np.abs(p1 - proba[i]).max()), float(np.abs(c1 - contrib[i]).max()),
+                          abs(b1 - bias[i]))
         return err
 
     # ---- evaluating ----------------------------------------------------------------------------------
@@ -169,26 +180,121 @@ class ForestPaths:
         if nan and not self.allow_nan:
             raise ValueError("Input contains NaN")
         n, k, trees = len(x), self.share.shape[1], len(self.roots)
-        share = None if cls is None else self.class_share(cls)
+        if n == 1:
+            p, c, b = self.explain_one(x, cls)
+            return p[None, :], None if c is None else c[None, :], None if b is None else np.array([b])
+        table = None if cls is None else self._path_table(cls)
+        share = None if cls is None or table is not None else self.class_share(cls)  # None: no steps collected
         proba = np.empty((n, k))
         contrib = None if cls is None else np.empty((n, self.n_columns))
         for a in range(0, n, CHUNK_ROWS):
             b = min(n, a + CHUNK_ROWS)
             idx, c = self._walk(x[a:b].ravel(), b - a, share, nan)
             proba[a:b] = self.share[idx].reshape(b - a, trees, k).sum(axis=1) / trees
-            if c is not None:
+            if table is not None:  # each row's leaves' path attributions summed: a sparse (rows x leaves) product
+                from scipy.sparse import csr_matrix
+
+                rows, leaf_contrib = table
+                pick = csr_matrix((np.ones(len(idx)), rows[idx], np.arange(0, len(idx) + 1, trees)),
+                                  shape=(b - a, len(leaf_contrib)))
+                contrib[a:b] = pick @ leaf_contrib
+            elif c is not None:
                 contrib[a:b] = c
         if cls is None:
             return proba, None, None
         contrib /= trees
-        return proba, contrib, np.full(n, share[self.roots].sum() / trees)
+        return proba, contrib, np.full(n, self._bias(cls))
+
+    def explain_one(self, z: np.ndarray, cls: int | None) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+        """One row (``(columns,)`` or ``(1, columns)``): (probabilities (K,), contributions (columns,), bias), the
+        numbers of :meth:`explain` with less per-call work: the walk finds the leaves, and each leaf's summed
+        path attribution (precomputed, :meth:`prepare`) gives the row's in one product."""
+        x = np.asarray(z, dtype=np.float32).astype(np.float64).ravel()
+        if len(x) != self.n_columns:
+            raise ValueError(f"expected {self.n_columns} columns, got {len(x)}")
+        total = x.sum()
+        nan = bool(total != total)
+        if nan and not self.allow_nan:
+            raise ValueError("Input contains NaN")
+        trees = len(self.roots)
+        table = None if cls is None else self._path_table(cls)
+        if cls is None or table is not None:
+            idx, contrib = self._walk(x, 1, None, nan)
+            if table is not None:
+                rows, leaf_contrib = table
+                contrib = self._ones @ leaf_contrib[rows[idx]]  # the sum over trees, as one BLAS product
+        else:
+            idx, contrib = self._walk(x, 1, self.class_share(cls), nan)
+            contrib = contrib[0]
+        proba = self._ones @ self.share[idx] / trees
+        if cls is None:
+            return proba, None, None
+        return proba, contrib / trees, self._bias(cls)
+
+    def prepare(self, cls: int) -> ForestPaths:
+        """Build what explaining class ``cls`` needs now (at load) rather than on the first request."""
+        self.class_share(cls)
+        self._path_table(cls)
+        self._bias(cls)
+        return self
+
+    @property
+    def share_by_class(self) -> np.ndarray:
+        """(K, nodes): ``share`` transposed, each class's shares contiguous (built once)."""
+        t = self.__dict__.get("_share_by_class")
+        if t is None:
+            t = self.__dict__["_share_by_class"] = np.ascontiguousarray(self.share.T)
+        return t
 
     def class_share(self, cls: int) -> np.ndarray:
-        """(nodes,) contiguous: one class's share per node (cached per class)."""
-        cache = self.__dict__.setdefault("_class_share", {})
+        """(nodes,) contiguous: one class's share per node."""
+        return self.share_by_class[cls]
+
+    def _bias(self, cls: int) -> float:
+        """The attribution's bias for class ``cls``: the mean root share (cached per class)."""
+        cache = self.__dict__.setdefault("_biases", {})
         if cls not in cache:
-            cache[cls] = np.ascontiguousarray(self.share[:, cls])
+            cache[cls] = float(self.class_share(cls)[self.roots].sum() / len(self.roots))
         return cache[cls]
+
+    @property
+    def _ones(self) -> np.ndarray:
+        ones = self.__dict__.get("_ones_trees")
+        if ones is None:
+            ones = self.__dict__["_ones_trees"] = np.ones(len(self.roots))
+        return ones
+
+    def _path_table(self, cls: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every leaf's path attribution towards class ``cls``: (leaf row per node (nodes,), the changes in the
+        class share summed per split column (leaves, columns)); cached per class. None past PATH_TABLE_MAX."""
+        cache = self.__dict__.setdefault("_path_tables", {})
+        if cls in cache:
+            return cache[cls]
+        ids = np.arange(len(self.left))
+        internal = self.left != ids
+        leaves = ids[~internal]
+        table = None
+        if len(leaves) * self.n_columns <= PATH_TABLE_MAX:
+            share = self.class_share(cls)
+            parent = np.full(len(ids), -1)
+            parent[self.left[internal]] = parent[self.left[internal] + 1] = ids[internal]
+            columns = np.zeros((len(leaves), self.depth), dtype=np.intp)
+            deltas = np.zeros((len(leaves), self.depth))
+            node = leaves
+            for k in range(self.depth):  # up from the leaves, one step per column (the order does not matter)
+                up = parent[node]
+                has = up >= 0
+                up = np.where(has, up, node)
+                columns[:, k] = np.where(has, self.feature[up], 0)
+                deltas[:, k] = np.where(has, share[node] - share[up], 0.0)
+                node = up
+            rows = np.zeros(len(ids), dtype=np.intp)
+            rows[leaves] = np.arange(len(leaves))
+            cells = (np.arange(len(leaves))[:, None] * self.n_columns + columns).ravel()
+            dense = np.bincount(cells, weights=deltas.ravel(), minlength=len(leaves) * self.n_columns)
+            table = (rows, dense.reshape(len(leaves), self.n_columns))
+        cache[cls] = table
+        return table
 
     def _leaves(self, x: np.ndarray, n: int) -> np.ndarray:
         """(n * trees,) the leaf each (row, tree) ends in, row-major; ``x`` is the rows raveled."""

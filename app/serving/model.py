@@ -72,15 +72,21 @@ class ServedModel:
         if not self.is_xgb:
             self.forest = ForestPaths.from_forest(self.bundle.classifier)  # None: scikit-learn answers
             if self.forest is not None:
-                self.forest.class_share(self.bad_index)  # the walk's per-class table, built now
+                self.forest.prepare(self.bad_index)  # the bad class's tables, now rather than on a request
             self._exact_explainer = self._build_exact_explainer()
 
     def _build_exact_explainer(self):
-        """shap's TreeExplainer for ``?explain=exact``, at load: importing shap alone takes seconds."""
+        """shap's TreeExplainer for ``?explain=exact``, at load: importing shap alone takes over a second. A
+        failure is logged and leaves None (exact requests then try again, and fail as they would have)."""
         t0 = time.perf_counter()
-        import shap
+        try:
+            import shap
 
-        explainer = shap.TreeExplainer(self.bundle.classifier)
+            explainer = shap.TreeExplainer(self.bundle.classifier)
+        except Exception as e:  # noqa: BLE001 (the model still serves probabilities and fast reason codes)
+            log.warning("exact explainer not built", extra={"model.version": self.version,
+                                                             "error.message": str(e)})
+            return None
         log.info("exact explainer built", extra={"model.version": self.version,
                                                   "event.duration": int((time.perf_counter() - t0) * 1e9)})
         return explainer
@@ -139,8 +145,7 @@ class ServedModel:
     def _one_forest(self, Z: np.ndarray, explain: str | None) -> Prediction:  # noqa: N803
         """One row of a forest through the numpy walk: the general path's numbers (tests), with the label
         decided in Python scalars."""
-        proba, contrib, bias = self.forest.explain(Z, self.bad_index if explain else None)
-        proba = proba[0]
+        proba, contrib, bias = self.forest.explain_one(Z, self.bad_index if explain else None)
         p_bad = float(proba[self.bad_index])
         if self.threshold is not None and len(proba) == 2:
             label = self.bad_index if p_bad >= self.threshold else 1 - self.bad_index
@@ -149,10 +154,9 @@ class ServedModel:
         if not explain:
             return Prediction(label=self.classes[label], probabilities=proba, bad_probability=p_bad,
                               contributions=None, bias=None, margin=None)
-        folded = self.features.fold_contributions(contrib)[0]
-        b = float(bias[0])
+        folded = self.features.fold_contributions(contrib)
         return Prediction(label=self.classes[label], probabilities=proba, bad_probability=p_bad,
-                          contributions=folded, bias=b, margin=float(folded.sum() + b))
+                          contributions=folded, bias=bias, margin=float(folded.sum() + bias))
 
     def _xgb(self, Z: np.ndarray, explain: str | None):  # noqa: N803
         if self.paths is not None and explain != "exact" and len(Z) <= PATHS_MAX_ROWS:
@@ -187,6 +191,10 @@ class ServedModel:
 
     def _forest_contrib(self, Z: np.ndarray, exact: bool):  # noqa: N803
         if exact:
+            if self._exact_explainer is None:  # its build at load failed: try once more, else say so
+                self._exact_explainer = self._build_exact_explainer()
+                if self._exact_explainer is None:
+                    raise RuntimeError("no exact explainer for this model (see the load log)")
             sv = self._exact_explainer.shap_values(Z, check_additivity=False)
             ev = np.asarray(self._exact_explainer.expected_value).reshape(-1)
             vals = sv[..., self.bad_index] if np.ndim(sv) == 3 else sv[self.bad_index]

@@ -84,14 +84,23 @@ def test_probabilities_and_attributions_equal_scikit_learns(fitted):
     assert np.abs(saabas_forest(forest, rows[:40], 1)[0] - literal[0]).max() <= 1e-12
 
 
-def test_one_row_at_a_time_answers_as_the_batch(fitted):
+@pytest.mark.parametrize("table", [True, False])
+def test_one_row_at_a_time_answers_as_the_batch(fitted, table, monkeypatch):
+    """One row: each leaf's precomputed path, or (a forest too deep for the table) the walk's own steps."""
+    if not table:
+        monkeypatch.setattr("app.serving.forest_paths.PATH_TABLE_MAX", 0)
     forest, rows = fitted
     paths = ForestPaths.from_forest(forest)
+    assert (paths._path_table(1) is not None) == table
     proba, contrib, bias = paths.explain(rows[:60], 1)
+    assert np.abs(contrib - saabas_forest(forest, rows[:60], 1)[0]).max() <= 1e-12  # batches: table or steps
     for i in range(60):
         p1, c1, b1 = paths.explain(rows[i:i + 1], 1)
-        assert np.abs(p1[0] - proba[i]).max() <= 1e-15 and np.abs(c1[0] - contrib[i]).max() <= 1e-15
+        assert np.abs(p1[0] - proba[i]).max() <= 1e-12 and np.abs(c1[0] - contrib[i]).max() <= 1e-12
         assert b1[0] == bias[i]
+        p2, c2, b2 = paths.explain_one(rows[i], 1)
+        assert np.array_equal(p2, p1[0]) and np.array_equal(c2, c1[0]) and b2 == b1[0]
+        assert np.array_equal(paths.explain_one(rows[i], None)[0], p1[0])
 
 
 def test_missing_values_follow_each_splits_learned_direction(fitted):
@@ -124,6 +133,22 @@ def test_a_forest_that_fails_the_check_at_load_is_served_by_scikit_learn(schema,
         assert np.abs(np.array([p.probabilities for p in preds]) - np.vstack([want, want[:1]])).max() <= 1e-12
     fast = m.predict_rows(X, "fast")
     assert np.allclose([p.contributions.sum() + p.bias for p in fast], want[:, 1], atol=1e-9)
+
+
+def test_an_explainer_that_cannot_be_built_at_load_leaves_the_model_serving(rf_bundle, schema, small_frame,
+                                                                            monkeypatch):
+    import shap
+
+    def broken(model):
+        raise ValueError("unsupported model")
+
+    monkeypatch.setattr(shap, "TreeExplainer", broken)
+    m = ServedModel(bundle=rf_bundle, name="m", version="1", alias="champion")
+    assert m._exact_explainer is None and m.forest is not None
+    X = small_frame[schema.feature_names].to_numpy(float)[:3]  # noqa: N806
+    assert np.allclose([p.bad_probability for p in m.predict_rows(X, "fast")], rf_bundle.predict_proba(X)[:, 1])
+    with pytest.raises(RuntimeError, match="no exact explainer"):
+        m.predict_rows(X, "exact")
 
 
 def test_what_is_not_a_scikit_learn_forest_classifier_is_refused():
