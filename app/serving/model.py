@@ -110,15 +110,15 @@ class ServedModel:
             if explain:
                 contrib, bias = self._forest_contrib(Z, exact=explain == "exact")
         labels = predict_labels(proba, self.bad_index, self.threshold)
-        folded = self.features.fold_contributions(contrib) if contrib is not None else None
-        out = []
-        for i in range(len(Z)):
-            margin = None if folded is None else float(folded[i].sum() + bias[i])
-            out.append(Prediction(label=self.classes[labels[i]], probabilities=proba[i],
-                                  bad_probability=float(proba[i, self.bad_index]),
-                                  contributions=None if folded is None else folded[i],
-                                  bias=None if bias is None else float(bias[i]), margin=margin))
-        return out
+        label = [self.classes[k] for k in labels.tolist()]
+        p_bad = proba[:, self.bad_index].tolist()  # Python floats in one call, not one per row
+        if contrib is None:
+            return [Prediction(label=label[i], probabilities=proba[i], bad_probability=p_bad[i], contributions=None,
+                               bias=None, margin=None) for i in range(len(Z))]
+        folded = self.features.fold_contributions(contrib)
+        b, margin = bias.tolist(), (folded.sum(axis=1) + bias).tolist()
+        return [Prediction(label=label[i], probabilities=proba[i], bad_probability=p_bad[i], contributions=folded[i],
+                           bias=b[i], margin=margin[i]) for i in range(len(Z))]
 
     def _one_binary_xgb(self, Z: np.ndarray, explain: str | None) -> Prediction:  # noqa: N803
         """One row of a binary XGBoost model through the numpy tree walk: the same numbers as the general path
