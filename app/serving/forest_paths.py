@@ -1,9 +1,11 @@
 """A scikit-learn forest classifier evaluated in numpy: the class probabilities (as ``predict_proba``) and the
 Saabas path attribution for one class, from one walk over all trees at once, for any number of rows.
 
-Why: scikit-learn walks a forest one tree at a time, with ~15 µs of Python and validation per tree, so one row
-through 200 trees costs milliseconds; and the path attribution through ``decision_path`` is a Python loop over
-trees (and, before, over rows). Here every (row, tree) pair advances one level per step on flat arrays.
+Why: scikit-learn walks a forest one tree at a time, with Python, validation and joblib around every tree: one
+row through 200 trees of depth 10 took ~20 ms here, and the path attribution through ``decision_path`` ~60 ms
+more. Here every (row, tree) pair advances one level per step on flat arrays: ~60 µs for the row's
+probabilities, ~75 µs with its attribution; 10,000 rows in ~0.14 s (as scikit-learn) and ~0.23 s with
+attributions (CPU time on a busy 2-core machine; ``bench/serve_bench.py`` measures the service).
 
 The trees are copied into one flat node table, renumbered breadth-first per tree so that a split's children
 are adjacent (the right child is ``left + 1``), which makes a step one gather and one add. The semantics are
@@ -190,7 +192,8 @@ class ForestPaths:
         for a in range(0, n, CHUNK_ROWS):
             b = min(n, a + CHUNK_ROWS)
             idx, c = self._walk(x[a:b].ravel(), b - a, share, nan)
-            proba[a:b] = self.share[idx].reshape(b - a, trees, k).sum(axis=1) / trees
+            for j in range(k):  # per class: sums along contiguous rows, ~10x faster than over the middle axis
+                proba[a:b, j] = self.share_by_class[j][idx].reshape(b - a, trees).sum(axis=1)
             if table is not None:  # each row's leaves' path attributions summed: a sparse (rows x leaves) product
                 from scipy.sparse import csr_matrix
 
@@ -200,6 +203,7 @@ class ForestPaths:
                 contrib[a:b] = pick @ leaf_contrib
             elif c is not None:
                 contrib[a:b] = c
+        proba /= trees
         if cls is None:
             return proba, None, None
         contrib /= trees
