@@ -73,6 +73,7 @@ class ForestPaths:
         if not np.isfinite(err) or err > TOLERANCE:
             log.warning("numpy forest paths disagree with scikit-learn on probe rows (%s); using scikit-learn", why)
             return None
+        paths.__dict__.pop("_path_tables", None)  # every class's table was checked; the caller prepares its own
         return paths
 
     @classmethod
