@@ -160,6 +160,10 @@ def predict_batch():
     r = champion_route(request.headers.get("X-Applicant-Key") or g.request_id)
     X = st.validator(r.model.schema).parse_many(rows)  # noqa: N806
     explain = explain_mode("none")
+    if explain == "exact" and len(X) > st.settings.max_exact_rows:
+        raise RequestError(422, f"too many rows for exact explanations: at most {st.settings.max_exact_rows}",
+                           [{"field": "explain", "problem": f"explain=exact on {len(X)} rows, limit "
+                                                           f"{st.settings.max_exact_rows}; use explain=fast"}])
     preds = r.model.predict_rows(X, explain)
     k = st.settings.reason_codes
     results = [describe(r.model, p, X[i], r.variant, explain, k) for i, p in enumerate(preds)]

@@ -2,7 +2,10 @@
 
 Each worker process has one :class:`ModelManager`. A daemon thread polls the registry every
 ``reload_interval`` seconds; when ``champion`` or ``challenger`` points at a new version, the new bundle is
-verified (sha256) and loaded beside the old one, then swapped in with one reference assignment. A request
+verified (sha256) and loaded beside the old one, made ready to serve (:class:`ServedModel` verifies its numpy
+tree walk and builds a forest's exact TreeSHAP explainer as it is constructed: on this thread, never on a
+request), then swapped in with one reference assignment. At boot ``create_app`` runs the first check
+synchronously, so a worker serves (and reports ready) only once its model is ready too. A request
 takes a snapshot (:meth:`snapshot`) at its start and finishes on it even if a swap happens meanwhile. A
 version that fails to load or verify is refused: the current model keeps serving and the failure is counted.
 """
