@@ -23,22 +23,24 @@ def register_blueprints(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        g.t0 = time.perf_counter()
+        gg = g._get_current_object()  # noqa: SLF001 (one context lookup, not one per attribute)
+        gg.t0 = time.perf_counter()
         rid = request.headers.get("X-Request-ID", "")
-        g.request_id = rid if 0 < len(rid) <= 128 and rid.isprintable() else uuid.uuid4().hex
+        gg.request_id = rid if 0 < len(rid) <= 128 and rid.isprintable() else uuid.uuid4().hex
 
     @app.after_request
     def _finish(resp):
-        elapsed = time.perf_counter() - getattr(g, "t0", time.perf_counter())
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        status = resp.status_code
-        child(m.requests, endpoint, request.method, str(status)).inc()
-        child(m.latency, endpoint, request.method).observe(elapsed)
+        req, gg = request._get_current_object(), g._get_current_object()  # noqa: SLF001 (as above)
+        elapsed = time.perf_counter() - getattr(gg, "t0", time.perf_counter())
+        endpoint = req.url_rule.rule if req.url_rule is not None else "unmatched"
+        status, method, rid = resp.status_code, req.method, gg.get("request_id", "")
+        child(m.requests, endpoint, method, str(status)).inc()
+        child(m.latency, endpoint, method).observe(elapsed)
         if 400 <= status < 500:
             child(m.rejected, endpoint, str(status)).inc()
-        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        resp.headers["X-Request-ID"] = rid
         if endpoint not in ("/metrics", "/health"):  # probes and scrapes would drown the log
-            log.info("request", extra={"http.request.method": request.method, "url.path": request.path,
+            log.info("request", extra={"http.request.method": method, "url.path": req.path,
                                        "http.response.status_code": status,
-                                       "event.duration": int(elapsed * 1e9), "trace.id": g.get("request_id")})
+                                       "event.duration": int(elapsed * 1e9), "trace.id": rid or None})
         return resp

@@ -67,6 +67,7 @@ class ApplicantModels:
     def __init__(self, schema: DatasetSchema, extra: Literal["reject", "ignore"] = "reject"):
         self.schema = schema
         self.names = schema.feature_names
+        self.extra = extra
         cfg = ConfigDict(extra="forbid" if extra == "reject" else "ignore", title="Applicant",
                          json_schema_extra={"example": schema.example_row()})
         fields = {f.name: _field(f) for f in schema.features}
