@@ -39,7 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, manager=None, secre
     state = ServiceState.create(settings, manager=manager, secrets=secrets)
     app.extensions["credit_score"] = state
     register_blueprints(app)
-    state.manager.refresh()
+    state.manager.boot()
     if start_reload:
         state.manager.start()
     return app

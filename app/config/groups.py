@@ -65,6 +65,9 @@ class ServingSettings(BaseModel):
     timeout: int = 30  # gunicorn worker timeout (s)
     graceful_timeout: int = 30  # SIGTERM: finish in-flight requests within this many seconds
     reload_interval: float = 10.0  # s between checks of the champion/challenger aliases
+    # s a booting worker retries its first check while the registry cannot be read (a sibling creating the
+    # store's tables, a registry still starting) before it serves without a model
+    boot_wait: float = Field(default=15.0, ge=0)
     explain: Literal["fast", "exact"] = "fast"  # reason codes: approximate (Saabas) or exact TreeSHAP
     reason_codes: int = 4  # how many reason codes per prediction
     extra_fields: Literal["reject", "ignore"] = "reject"  # unknown request fields

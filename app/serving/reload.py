@@ -94,6 +94,18 @@ class ModelManager:
         self.on_event("loaded", alias=alias, version=version)
         return model
 
+    def boot(self) -> None:
+        """The first check, retried every half second for up to ``boot_wait`` seconds while the registry cannot
+        be read: a worker that starts serving without its model answers 503 to the requests a load balancer
+        sends it because a sibling's /ready said 200. No retry when the registry answers (no champion yet)."""
+        deadline = time.monotonic() + self.settings.boot_wait
+        while True:
+            self.last_error = None
+            self.refresh()
+            if self.ready or self.last_error is None or time.monotonic() >= deadline:
+                return
+            time.sleep(0.5)
+
     # ---- background polling --------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is not None:
