@@ -26,6 +26,7 @@ import numpy as np
 from app.core.bundle import ModelBundle
 from app.core.labels import predict_labels
 from app.serving.forest_paths import ForestPaths
+from app.serving.validation import RequestError
 from app.serving.xgb_paths import TreePaths
 
 log = logging.getLogger("credit_score.reload")
@@ -194,7 +195,9 @@ class ServedModel:
             if self._exact_explainer is None:  # its build at load failed: try once more, else say so
                 self._exact_explainer = self._build_exact_explainer()
                 if self._exact_explainer is None:
-                    raise RuntimeError("no exact explainer for this model (see the load log)")
+                    raise RequestError(503, "exact explanations are unavailable for this model",
+                                       [{"field": "explain", "problem": "no exact explainer could be built for "
+                                         "this model (see the load log); explain=fast is available"}])
             sv = self._exact_explainer.shap_values(Z, check_additivity=False)
             ev = np.asarray(self._exact_explainer.expected_value).reshape(-1)
             vals = sv[..., self.bad_index] if np.ndim(sv) == 3 else sv[self.bad_index]

@@ -15,6 +15,7 @@ from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
 from app.serving.forest_paths import ForestPaths
 from app.serving.model import ServedModel, saabas_forest
+from app.serving.validation import RequestError
 from tests.conftest import make_settings
 from tests.helpers import fit_bundle, register_bundle
 
@@ -147,8 +148,9 @@ def test_an_explainer_that_cannot_be_built_at_load_leaves_the_model_serving(rf_b
     assert m._exact_explainer is None and m.forest is not None
     X = small_frame[schema.feature_names].to_numpy(float)[:3]  # noqa: N806
     assert np.allclose([p.bad_probability for p in m.predict_rows(X, "fast")], rf_bundle.predict_proba(X)[:, 1])
-    with pytest.raises(RuntimeError, match="no exact explainer"):
+    with pytest.raises(RequestError) as e:  # a 503 naming explain, not a 500
         m.predict_rows(X, "exact")
+    assert e.value.status == 503 and e.value.details[0]["field"] == "explain"
 
 
 def test_what_is_not_a_scikit_learn_forest_classifier_is_refused():
