@@ -68,7 +68,10 @@ def test_unreachable_store_under_load_no_failed_requests(champion):
     tmp = champion
     (tmp / "blocker").write_text("the store's directory is a regular file: the database cannot be opened")
     env = server_env(tmp, CREDIT_SCORE_STORE_URL=f"sqlite:///{tmp / 'blocker' / 'predictions.db'}",
-                     CREDIT_SCORE_STORE_QUEUE_SIZE="200", CREDIT_SCORE_STORE_RETRY_INTERVAL="0.5",
+                     # a failing batch is retried for ~1.5 s while the queue fills: a small batch and queue
+                     # fill it at ~10 requests/s per worker, so a loaded CI machine sees queue_full drops too
+                     CREDIT_SCORE_STORE_QUEUE_SIZE="10", CREDIT_SCORE_STORE_BATCH_SIZE="5",
+                     CREDIT_SCORE_STORE_RETRY_INTERVAL="0.5",
                      CREDIT_SCORE_LOG_LEVEL="WARNING")
     s = Server(env, free_port(), tmp / "server.log")
     try:
