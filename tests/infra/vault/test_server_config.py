@@ -57,7 +57,7 @@ def test_production_config_init_unseal_setup_and_tls_read(tmp_path, providers):
                                 stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
     try:
         h.wait_healthy(addr, 30, proc, log, verify=ca, expect=(501,))  # up, not initialised
-        client = hvac.Client(url=addr, verify=ca, timeout=10)
+        client = hvac.Client(url=addr, verify=ca, timeout=60)  # raft init fsyncs: slow on a loaded CI machine
         init = client.sys.initialize(secret_shares=1, secret_threshold=1)
         root_token = h.remember(init["root_token"])
         for k in init["keys"]:
