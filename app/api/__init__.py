@@ -9,6 +9,9 @@ import uuid
 from flask import Flask, g, request
 
 log = logging.getLogger("credit_score.access")
+# the methods a metric label may name; any other (a client can send any token) is counted as "other", so made-up
+# methods cannot create new time series
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def register_blueprints(app: Flask) -> None:
@@ -25,7 +28,7 @@ def register_blueprints(app: Flask) -> None:
     def _start() -> None:
         gg = g._get_current_object()  # noqa: SLF001 (one context lookup, not one per attribute)
         gg.t0 = time.perf_counter()
-        rid = request.headers.get("X-Request-ID", "")
+        rid = request.headers.get("X-Request-ID", "")  # the caller's correlation id, never a key to stored data
         gg.request_id = rid if 0 < len(rid) <= 128 and rid.isprintable() else uuid.uuid4().hex
 
     @app.after_request
@@ -34,6 +37,8 @@ def register_blueprints(app: Flask) -> None:
         elapsed = time.perf_counter() - getattr(gg, "t0", time.perf_counter())
         endpoint = req.url_rule.rule if req.url_rule is not None else "unmatched"
         status, method, rid = resp.status_code, req.method, gg.get("request_id", "")
+        if method not in METHODS:
+            method = "other"
         child(m.requests, endpoint, method, str(status)).inc()
         child(m.latency, endpoint, method).observe(elapsed)
         if 400 <= status < 500:

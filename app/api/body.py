@@ -28,12 +28,21 @@ def parse_json(raw: bytes, where: str = "$") -> Any:
     except orjson.JSONDecodeError:
         pass  # the standard library below names the problem (and reads NaN/Infinity, for validation to name the field)
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), parse_int=_integer)
     except UnicodeDecodeError:
         raise RequestError(400, "the body is not UTF-8 text", [{"field": where, "problem": "invalid encoding"}]) \
             from None
     except json.JSONDecodeError as e:
         raise RequestError(400, "the body is not valid JSON",
                            [{"field": where, "problem": f"{e.msg} at line {e.lineno} column {e.colno}"}]) from None
+    except ValueError:  # what json.loads still raises past its own checks (an unreadable number)
+        raise RequestError(400, "the body is not valid JSON", [{"field": where, "problem": "unreadable number"}]) \
+            from None
     except RecursionError:
         raise RequestError(400, "the body nests too deeply", [{"field": where, "problem": "too deep"}]) from None
+
+
+def _integer(text: str) -> int | float:
+    """An integer literal as orjson reads it: exact up to 64 bits, a float beyond (``inf`` past float's range),
+    so validation names the field; Python's own limit on digits (4,300) would otherwise raise a ValueError."""
+    return int(text) if len(text) <= 20 else float(text)

@@ -1,9 +1,12 @@
-"""POST /feedback: observed outcomes for earlier predictions, joined to them by request id.
+"""POST /feedback: observed outcomes for earlier predictions, joined to them by the server's prediction id.
 
-Body: one outcome ``{"request_id": "...", "outcome": 1, "observed_at": "2026-01-31T00:00:00Z"}`` or many
-``{"outcomes": [{...}, ...]}`` (at most ``CREDIT_SCORE_MAX_BATCH_ROWS``). ``outcome`` is one of the schema's
-classes; ``observed_at`` (ISO 8601, optional) is when the outcome was observed. Batch rows are addressed as
-``<request_id>/<row>``. Authentication: ``Authorization: Bearer <feedback token or admin token>``.
+Body: one outcome ``{"prediction_id": "...", "outcome": 1, "observed_at": "2026-01-31T00:00:00Z"}`` or many
+``{"outcomes": [{...}, ...]}`` (at most ``CREDIT_SCORE_MAX_BATCH_ROWS``). ``prediction_id`` is the id the scoring
+answer gave (``prediction_id`` of /predict and /predict/batch, ``parameters.prediction_id`` of /v2 inference):
+the server generates it, so a client cannot make its outcome label predictions it did not receive (the caller's
+``X-Request-ID`` is a correlation id only). ``outcome`` is one of the schema's classes; ``observed_at``
+(ISO 8601, optional) is when the outcome was observed. Batch rows are addressed as ``<prediction_id>/<row>``.
+Authentication: ``Authorization: Bearer <feedback token or admin token>``.
 
 The answer (200) says what happened to each id: ``recorded``, ``duplicates`` (the same outcome again: a no-op),
 ``conflicts`` (another outcome was recorded first; not overwritten) and ``unknown`` (no such prediction in the

@@ -26,7 +26,8 @@ EXPLAIN = {"name": "explain", "in": "query", "required": False,
            "schema": {"type": "string", "enum": ["fast", "exact", "none"]},
            "description": "Reason codes: fast (approximate, default), exact (TreeSHAP) or none"}
 APPLICANT_KEY = {"name": "X-Applicant-Key", "in": "header", "required": False, "schema": {"type": "string"},
-                 "description": "Sticky A/B routing key"}
+                 "description": "Sticky A/B routing key, read only when the gateway sets it "
+                                "(CREDIT_SCORE_AB_KEY_HEADER names the header); otherwise ignored"}
 ADMIN = [{"bearer": []}]
 OIP_HEADER = "Inference-Header-Content-Length"
 OIP_BINARY = (

@@ -17,7 +17,7 @@ from flask import Blueprint, g, jsonify
 
 from app.api.contracts.validate import infer_request
 from app.api.oip_wire import Output, answer, input_arrays, read_body
-from app.api.predict import champion_route, record, store
+from app.api.predict import champion_route, prediction_id, record, routing_key, store
 from app.api.state import state
 from app.serving.matrix_validation import validate_matrix
 from app.serving.validation import RequestError
@@ -67,7 +67,8 @@ def infer(name: str, version: str | None = None):
     _model_or_404(name, version)
     wire = read_body()
     body = infer_request(wire.json)
-    r = champion_route(g.request_id)
+    pid = prediction_id()
+    r = champion_route(routing_key(pid))
     model = r.model
     names = model.schema.feature_names
     X = _matrix([_tensor(t, k) for k, t in enumerate(input_arrays(body, wire))], names)  # noqa: N806
@@ -75,8 +76,8 @@ def infer(name: str, version: str | None = None):
         raise RequestError(413, "too many rows", [{"field": "inputs", "problem": f"{len(X)} rows"}])
     X = validate_matrix(state().validator(model.schema), X)  # noqa: N806
     preds = model.predict_rows(X, None)
-    record(model, r.variant, preds, None)
-    store(model, r.variant, preds, X, batch=True)
+    record(model, r.variant, preds, None, pid)
+    store(model, r.variant, preds, X, batch=True, pid=pid)
     n = len(preds)
     outputs = [Output("prediction", "BYTES", [n], [str(p.label) for p in preds]),
                Output("probability", "FP64", [n], np.fromiter((p.bad_probability for p in preds), float, n))]
@@ -84,7 +85,8 @@ def infer(name: str, version: str | None = None):
         outputs.append(Output("probabilities", "FP64", [n, len(model.classes)],
                               np.vstack([p.probabilities for p in preds]).astype(np.float64)))
     head = {"model_name": model.name, "model_version": model.version,
-            "id": body.id if body.id is not None else g.request_id}
+            "id": body.id if body.id is not None else g.request_id,
+            "parameters": {"prediction_id": pid}}  # rows are stored (and take feedback) as <prediction_id>/<row>
     return answer(body, head, outputs)
 
 

@@ -75,6 +75,8 @@ class ServedModel:
             if self.forest is not None:
                 self.forest.prepare(self.bad_index)  # the bad class's tables, now rather than on a request
             self._exact_explainer = self._build_exact_explainer()
+        # fast reason codes for many rows in one vectorised call (else per row and tree, in Python)
+        self.vectorised_explain = self.is_xgb or self.forest is not None
 
     def _build_exact_explainer(self):
         """shap's TreeExplainer for ``?explain=exact``, at load: importing shap alone takes over a second. A

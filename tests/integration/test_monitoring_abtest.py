@@ -55,19 +55,20 @@ def test_ab_split_feedback_report_and_promote(ab_store, schema):
         def send(i):
             status, body, _ = http("POST", s.base + "/predict?explain=none", rows[i], {"X-Request-ID": f"ab{i}"})
             assert status == 200
-            return json.loads(body)["variant"], json.loads(body)["model"]["version"]
+            out = json.loads(body)
+            return out["variant"], out["model"]["version"], out["prediction_id"]
 
         with ThreadPoolExecutor(4) as pool:
             served = list(pool.map(send, range(len(rows))))
-        variants = [v for v, _ in served]
+        variants = [v for v, _, _ in served]
         share = variants.count("challenger") / len(variants)
-        assert 0.45 < share < 0.55, share  # a 50/50 split by request id
-        assert {ver for v, ver in served if v == "challenger"} == {v2}
+        assert 0.45 < share < 0.55, share  # a 50/50 split by the server's prediction id
+        assert {ver for v, ver, _ in served if v == "challenger"} == {v2}
         store = PredictionStore(f"sqlite:///{tmp / 'models' / 'predictions.db'}")
         assert wait_for(lambda: store.count() == len(rows), 20)
 
         def feedback(idx):
-            body = {"outcomes": [{"request_id": f"ab{i}", "outcome": ys[i]} for i in idx]}
+            body = {"outcomes": [{"prediction_id": served[i][2], "outcome": ys[i]} for i in idx]}
             status, out, _ = http("POST", s.base + "/feedback", body, {"Authorization": f"Bearer {FEEDBACK}"})
             assert status == 200, out
             return json.loads(out)

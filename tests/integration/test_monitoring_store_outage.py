@@ -176,10 +176,13 @@ def test_postgres_store_predictions_feedback_monitor_and_outage(champion, postgr
     s = Server(env, free_port(), tmp / "server.log")
     try:
         rows, ys = applicants(window(300, seed=6), schema)
+        ids = []
         for i, r in enumerate(rows):
-            assert http("POST", s.base + "/predict?explain=none", r, {"X-Request-ID": f"pg{i}"})[0] == 200
+            status, answer, _ = http("POST", s.base + "/predict?explain=none", r, {"X-Request-ID": f"pg{i}"})
+            assert status == 200
+            ids.append(json.loads(answer)["prediction_id"])
         assert wait_for(lambda: store.count() == len(rows), 20), store.count()
-        body = {"outcomes": [{"request_id": f"pg{i}", "outcome": y} for i, y in enumerate(ys)]}
+        body = {"outcomes": [{"prediction_id": pid, "outcome": y} for pid, y in zip(ids, ys, strict=True)]}
         status, out, _ = http("POST", s.base + "/feedback", body, {"Authorization": f"Bearer {TOKEN}"})
         assert status == 200 and json.loads(out)["recorded"] == len(rows)
         proc = invoke_cli(["monitor", "--json", "--dry-run"], env, check=True)
@@ -209,9 +212,11 @@ def test_postgres_store_predictions_feedback_monitor_and_outage(champion, postgr
             return failed and back >= failed and metric(t, "credit_score_store_written_total") > written_before
 
         assert wait_for(recovered, 60, 1.0)
-        after = {f"after{i}" for i in range(20)}
-        for rid in sorted(after):
-            assert http("POST", s.base + "/predict", ROW, {"X-Request-ID": rid})[0] == 200
+        after = set()
+        for i in range(20):
+            status, answer, _ = http("POST", s.base + "/predict", ROW, {"X-Request-ID": f"after{i}"})
+            assert status == 200
+            after.add(json.loads(answer)["prediction_id"])
 
         def stored_ids() -> set[str]:  # a new connection each time: nothing cached from before the outage
             fresh = PredictionStore(postgres.url)

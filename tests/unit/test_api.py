@@ -193,6 +193,58 @@ def test_unknown_route_and_method_are_json(client):
     assert client.get("/health").status_code == 200  # still healthy after all of the above
 
 
+V2_INFER = "/v2/models/credit-score/infer"
+HUGE = "1" + "0" * 5000  # past Python's 4,300-digit limit for int(str): json.loads raised a ValueError (a 500)
+HUGE_ROW = json.dumps(ROW).replace('"limit_bal": 20000', f'"limit_bal": {HUGE}')
+
+
+def tensor_text(data: str) -> str:
+    """A /v2 infer body with one [1, 23] FP64 tensor whose ``data`` is the JSON text given."""
+    return '{"inputs": [{"name": "x", "shape": [1, 23], "datatype": "FP64", "data": ' + data + "}]}"
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/predict", HUGE_ROW),
+    ("/predict/batch", '{"instances": [' + HUGE_ROW + "]}"),
+    (V2_INFER, tensor_text(f"[{HUGE}{', 1' * 22}]")),
+    ("/feedback", '{"prediction_id": "x", "outcome": ' + HUGE + "}"),
+    ("/model/retrain", '{"reason": ' + HUGE + "}"),
+])
+def test_a_5000_digit_integer_is_a_4xx_naming_the_field(client, path, body):
+    r = client.post(path, data=body, content_type="application/json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert 400 <= r.status_code < 500 and r.json["details"], (r.status_code, r.json)
+    assert r.json["details"][0]["field"] in {"limit_bal", "instances[0].limit_bal", "rows[0].limit_bal",
+                                             "inputs[0].data[0]", "outcome", "reason"}, r.json
+    assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"inputs": [{"name": "x", "shape": [0, 23], "datatype": "FP64", "data": []}]}, 400, "inputs[0].shape"),
+    (tensor_text(f"[1{'0' * 400}{', 1' * 22}]"), 422, "inputs[0].data[0]"),
+    (tensor_text("[" * 1000 + "1" + "]" * 1000), 400, "inputs[0].data"),
+    (tensor_text("[" * 100000 + "1" + "]" * 100000), 400, "$"),
+])
+def test_v2_the_review_cases_are_4xx(client, body, status, field):
+    """Shape [0, n], a 400-digit value, data nested about 1,000 (and 100,000) deep: each answered 500 once."""
+    r = client.post(V2_INFER, data=body if isinstance(body, str) else json.dumps(body), content_type="application/json")
+    assert r.status_code == status and r.json["details"][0]["field"] == field, r.json
+
+
+def test_made_up_http_methods_do_not_create_metric_series(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def methods() -> set[str]:
+        text = client.get("/metrics").data.decode()
+        return {smp.labels["method"] for f in text_string_to_metric_families(text) for smp in f.samples
+                if smp.name.startswith("credit_score_http_request") and "method" in smp.labels}
+
+    for i in range(30):
+        assert client.open("/predict", method=f"MADEUP{i}").status_code == 405
+    found = methods()
+    assert "other" in found and not any(m.startswith("MADEUP") for m in found), found
+    assert found <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
 def test_invalid_explain_parameter(client):
     r = post(client, "/predict?explain=maybe", ROW)
     assert r.status_code == 400 and r.json["details"][0]["field"] == "explain"
@@ -322,8 +374,8 @@ def test_v2_bad_requests(client, body, status):
 
 
 # ---- A/B and shadow ------------------------------------------------------------------------------------
-def test_split_routing_is_sticky_and_counts_variants(store):
-    c = make_app(store, ab_mode="split", ab_split=0.5).test_client()
+def test_split_routing_is_sticky_on_the_gateway_key_and_counts_variants(store):
+    c = make_app(store, ab_mode="split", ab_split=0.5, ab_key_header="X-Applicant-Key").test_client()
     seen = {}
     for i in range(40):
         key = f"applicant-{i}"
@@ -335,6 +387,15 @@ def test_split_routing_is_sticky_and_counts_variants(store):
     assert r.json["model"]["version"] == "2" and r.json["explanation"]["units"] == "probability"
     text = c.get("/metrics").data.decode()
     assert 'variant="challenger"' in text and 'variant="champion"' in text
+
+
+def test_a_client_cannot_choose_its_variant_without_a_trusted_key_header(store):
+    """No gateway header configured: a client's X-Applicant-Key or X-Request-ID does not decide the model (else an
+    applicant could shop between models), each prediction is routed by its server-side id."""
+    c = make_app(store, ab_mode="split", ab_split=0.5).test_client()
+    headers = {"X-Applicant-Key": "applicant-7", "X-Request-ID": "same-id"}
+    variants = [post(c, "/predict", ROW, headers=headers).json["variant"] for _ in range(30)]
+    assert set(variants) == {"champion", "challenger"}  # 30 fair coin flips all alike: p = 2e-9
 
 
 def test_shadow_scores_challenger_but_answers_with_champion(store, capsys):

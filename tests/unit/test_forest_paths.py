@@ -240,3 +240,38 @@ def test_first_exact_request_after_load_needs_no_explainer_build(forest_store):
     r = c.post("/predict/batch?explain=fast", data=json.dumps({"instances": [ROW] * 4}),
                content_type="application/json")
     assert r.status_code == 200 and r.json["count"] == 4  # the cap is for exact explanations only
+
+
+def test_batch_explanations_are_capped_before_any_work(forest_store, monkeypatch):
+    """``max_explain_rows`` caps vectorised fast reason codes; a forest whose numpy walk was refused at load
+    explains row by tree in Python, so for it the exact cap applies: a 422 naming explain, before scoring."""
+    from app import create_app
+
+    cfg = {"models_dir": forest_store / "models", "reports_dir": forest_store / "reports", "max_exact_rows": 3,
+           "max_explain_rows": 5}
+
+    def batch(c, n, mode="fast"):
+        return c.post(f"/predict/batch?explain={mode}", data=json.dumps({"instances": [ROW] * n}),
+                      content_type="application/json")
+
+    c = create_app(cfg, start_reload=False).test_client()
+    assert batch(c, 5).status_code == 200 and batch(c, 6, "none").status_code == 200
+    r = batch(c, 6)
+    assert r.status_code == 422 and r.json["details"][0]["field"] == "explain" and "limit 5" in r.json["details"][0][
+        "problem"]
+    parse = ForestPaths._parse
+
+    def one_split_wrong(forest):
+        p = parse(forest)
+        threshold = p.threshold.copy()
+        threshold[p.roots[0]] = -np.inf
+        return dataclasses.replace(p, threshold=threshold)
+
+    monkeypatch.setattr(ForestPaths, "_parse", staticmethod(one_split_wrong))
+    app = create_app(cfg, start_reload=False)
+    assert app.extensions["credit_score"].manager.snapshot().champion.forest is None
+    c = app.test_client()
+    calls = []
+    monkeypatch.setattr("app.serving.model.saabas_forest", lambda *a: calls.append(a))
+    r = batch(c, 4)
+    assert r.status_code == 422 and "row by row" in r.json["details"][0]["problem"] and not calls

@@ -55,16 +55,22 @@ def flushed(app):
 
 def test_predictions_reach_the_store(app):
     c = app.test_client()
-    assert post_json(c, "/predict", ROW, headers={"X-Request-ID": "one"}).status_code == 200
+    r1 = post_json(c, "/predict", ROW, headers={"X-Request-ID": "one"})
+    assert r1.status_code == 200 and r1.json["request_id"] == "one" and r1.headers["X-Request-ID"] == "one"
+    one_id = r1.json["prediction_id"]
     r = post_json(c, "/predict/batch", {"instances": [ROW, ROW]}, headers={"X-Request-ID": "many"})
-    assert r.status_code == 200
-    assert post_json(c, "/v2/models/credit-score/infer", {"inputs": [
+    assert r.status_code == 200 and r.json["request_id"] == "many"
+    many_id = r.json["prediction_id"]
+    r = post_json(c, "/v2/models/credit-score/infer", {"inputs": [
         {"name": k, "datatype": "FP64", "shape": [1], "data": [v]} for k, v in ROW.items()]},
-        headers={"X-Request-ID": "oip"}).status_code == 200
+        headers={"X-Request-ID": "oip"})
+    assert r.status_code == 200
+    oip_id = r.json["parameters"]["prediction_id"]
+    assert len({one_id, many_id, oip_id}) == 3 and all(len(x) == 32 for x in (one_id, many_id, oip_id))
     store = flushed(app)
     rows = {r["request_id"]: r for r in store.read_predictions(*_all())}
-    assert set(rows) == {"one", "many/0", "many/1", "oip/0"}
-    one = rows["one"]
+    assert set(rows) == {one_id, f"{many_id}/0", f"{many_id}/1", f"{oip_id}/0"}  # the server's ids, not the client's
+    one = rows[one_id]
     assert one["model_version"] == "1" and one["variant"] == "champion" and not one["shadow"]
     assert __import__("json").loads(one["features"])["age"] == ROW["age"]
 
@@ -88,7 +94,7 @@ def test_the_api_record_fills_each_column(app):
         rows = [dict(x._mapping) for x in conn.execute(
             sa.select(*(predictions.c[c] for c in PREDICTION_COLUMNS)).order_by(predictions.c.request_id))]
     model = app.extensions["credit_score"].manager.snapshot().champion
-    assert [x["request_id"] for x in rows] == ["cols/0", "cols/1"]
+    assert [x["request_id"] for x in rows] == [f"{r.json['prediction_id']}/0", f"{r.json['prediction_id']}/1"]
     for row, applicant, answer in zip(rows, [ROW, other], r.json["predictions"], strict=True):
         assert before <= row["ts"] <= after
         assert (row["model_name"], row["model_version"], row["variant"], row["shadow"]) == (
@@ -105,10 +111,12 @@ def test_the_api_record_fills_each_column(app):
 
 def test_shadow_predictions_are_stored_beside_the_champion(registry_dir, tmp_path):
     a = make_app(registry_dir, store_url=f"sqlite:///{tmp_path / 's.db'}", ab_mode="shadow")
-    assert post_json(a.test_client(), "/predict", ROW, headers={"X-Request-ID": "s1"}).status_code == 200
+    r = post_json(a.test_client(), "/predict", ROW, headers={"X-Request-ID": "s1"})
+    assert r.status_code == 200
+    pid = r.json["prediction_id"]
     rows = flushed(a).read_predictions(*_all())
     assert sorted((r["request_id"], r["variant"], r["shadow"], r["model_version"]) for r in rows) == [
-        ("s1", "challenger", True, "2"), ("s1", "champion", False, "1")]
+        (pid, "challenger", True, "2"), (pid, "champion", False, "1")]
     a.extensions["credit_score"].writer.close()
 
 
@@ -140,42 +148,58 @@ def _counter(c, result):
 def test_feedback_records_reports_unknown_and_is_idempotent(app):
     c = app.test_client()
     before = {k: _counter(c, k) for k in ("recorded", "unknown")}
-    for rid in ("f1", "f2"):
-        post_json(c, "/predict", ROW, headers={"X-Request-ID": rid})
-    post_json(c, "/predict/batch", {"instances": [ROW, ROW]}, headers={"X-Request-ID": "fb"})
+    f1, f2 = (post_json(c, "/predict", ROW).json["prediction_id"] for _ in range(2))
+    fb = post_json(c, "/predict/batch", {"instances": [ROW, ROW]}).json["prediction_id"]
     flushed(app)
-    body = {"outcomes": [{"request_id": "f1", "outcome": 1, "observed_at": "2026-03-01T00:00:00Z"},
-                         {"request_id": "f2", "outcome": "0"}, {"request_id": "fb/1", "outcome": 0},
-                         {"request_id": "nope", "outcome": 1}]}
+    body = {"outcomes": [{"prediction_id": f1, "outcome": 1, "observed_at": "2026-03-01T00:00:00Z"},
+                         {"prediction_id": f2, "outcome": "0"}, {"prediction_id": f"{fb}/1", "outcome": 0},
+                         {"prediction_id": "nope", "outcome": 1}]}
     r = post_json(c, "/feedback", body, headers=AUTH)
     assert r.status_code == 200
     assert r.json == {"received": 4, "recorded": 3, "duplicates": 0, "unknown": ["nope"], "conflicts": []}
     r = post_json(c, "/feedback", body, headers=AUTH)  # the same again: nothing changes
     assert r.json["recorded"] == 0 and r.json["duplicates"] == 3 and r.json["unknown"] == ["nope"]
-    r = post_json(c, "/feedback", {"request_id": "f1", "outcome": 0}, headers={"Authorization": f"Bearer {TOKEN}"})
-    assert r.status_code == 200 and r.json["conflicts"] == [{"request_id": "f1", "recorded": "1", "received": "0"}]
+    r = post_json(c, "/feedback", {"prediction_id": f1, "outcome": 0}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200 and r.json["conflicts"] == [{"prediction_id": f1, "recorded": "1", "received": "0"}]
     assert _counter(c, "recorded") - before["recorded"] == 3 and _counter(c, "unknown") - before["unknown"] == 2
+
+
+def test_a_client_id_cannot_label_predictions_it_did_not_receive(app):
+    """The review's forgery: three anonymous predictions sent with one X-Request-ID, then one outcome for that id,
+    labelled all of them. The store keeps the server's prediction ids: the client's id labels nothing, and an
+    outcome for a prediction id labels exactly its own row."""
+    c = app.test_client()
+    answers = [post_json(c, "/predict", ROW, headers={"X-Request-ID": "victim"}).json for _ in range(3)]
+    ids = [a["prediction_id"] for a in answers]
+    assert len(set(ids)) == 3 and {a["request_id"] for a in answers} == {"victim"}
+    store = flushed(app)
+    r = post_json(c, "/feedback", {"prediction_id": "victim", "outcome": 1}, headers=AUTH)
+    assert r.status_code == 200 and r.json["recorded"] == 0 and r.json["unknown"] == ["victim"]
+    r = post_json(c, "/feedback", {"prediction_id": ids[1], "outcome": 1}, headers=AUTH)
+    assert r.json["recorded"] == 1
+    labelled = [x["request_id"] for x in store.read_predictions(*_all(), labelled_only=True)]
+    assert labelled == [ids[1]]
 
 
 @pytest.mark.parametrize("headers, status", [({}, 401), ({"Authorization": "Basic abc"}, 401),
                                              ({"Authorization": "Bearer wrong"}, 403)])
 def test_feedback_needs_a_token(app, headers, status):
-    r = post_json(app.test_client(), "/feedback", {"request_id": "x", "outcome": 1}, headers=headers)
+    r = post_json(app.test_client(), "/feedback", {"prediction_id": "x", "outcome": 1}, headers=headers)
     assert r.status_code == status and r.json["details"][0]["field"] == "Authorization"
 
 
 @pytest.mark.parametrize("body, status, field", [
     ([1, 2], 400, "$"),
-    ({"request_id": "x"}, 422, "outcome"),
-    ({"request_id": "x", "outcome": 7}, 422, "outcome"),
-    ({"request_id": "x", "outcome": True}, 422, "outcome"),
-    ({"request_id": "", "outcome": 1}, 422, "request_id"),
-    ({"request_id": "x" * 200, "outcome": 1}, 422, "request_id"),
-    ({"request_id": "x", "outcome": 1, "observed_at": "yesterday"}, 422, "observed_at"),
-    ({"request_id": "x", "outcome": 1, "extra": 1}, 422, "extra"),
+    ({"prediction_id": "x"}, 422, "outcome"),
+    ({"prediction_id": "x", "outcome": 7}, 422, "outcome"),
+    ({"prediction_id": "x", "outcome": True}, 422, "outcome"),
+    ({"prediction_id": "", "outcome": 1}, 422, "prediction_id"),
+    ({"prediction_id": "x" * 200, "outcome": 1}, 422, "prediction_id"),
+    ({"prediction_id": "x", "outcome": 1, "observed_at": "yesterday"}, 422, "observed_at"),
+    ({"prediction_id": "x", "outcome": 1, "extra": 1}, 422, "extra"),
     ({"outcomes": []}, 422, "outcomes"),
-    ({"outcomes": [{"request_id": "x", "outcome": 1}, 5]}, 422, "outcomes[1]"),
-    ({"outcomes": [{"request_id": "x", "outcome": 9}]}, 422, "outcomes[0].outcome"),
+    ({"outcomes": [{"prediction_id": "x", "outcome": 1}, 5]}, 422, "outcomes[1]"),
+    ({"outcomes": [{"prediction_id": "x", "outcome": 9}]}, 422, "outcomes[0].outcome"),
 ])
 def test_feedback_validation(app, body, status, field):
     r = post_json(app.test_client(), "/feedback", body, headers=AUTH)
@@ -185,19 +209,19 @@ def test_feedback_validation(app, body, status, field):
 
 def test_feedback_batch_limit(registry_dir, tmp_path):
     a = make_app(registry_dir, store_url=f"sqlite:///{tmp_path / 'l.db'}", max_batch_rows=3)
-    r = post_json(a.test_client(), "/feedback", {"outcomes": [{"request_id": "x", "outcome": 1}] * 4}, headers=AUTH)
+    r = post_json(a.test_client(), "/feedback", {"outcomes": [{"prediction_id": "x", "outcome": 1}] * 4}, headers=AUTH)
     assert r.status_code == 422 and "at most 3" in r.json["error"]
 
 
 def test_feedback_with_the_store_disabled_or_down(registry_dir, tmp_path):
     off = make_app(registry_dir, store_url="none")
     assert off.extensions["credit_score"].writer is None
-    r = post_json(off.test_client(), "/feedback", {"request_id": "x", "outcome": 1}, headers=AUTH)
+    r = post_json(off.test_client(), "/feedback", {"prediction_id": "x", "outcome": 1}, headers=AUTH)
     assert r.status_code == 503 and "disabled" in r.json["error"]
     assert post_json(off.test_client(), "/predict", ROW).status_code == 200  # serving does not need the store
     (tmp_path / "file").write_text("x")
     down = make_app(registry_dir, store_url=f"sqlite:///{tmp_path / 'file' / 'p.db'}")
-    r = post_json(down.test_client(), "/feedback", {"request_id": "x", "outcome": 1}, headers=AUTH)
+    r = post_json(down.test_client(), "/feedback", {"prediction_id": "x", "outcome": 1}, headers=AUTH)
     assert r.status_code == 503 and r.headers["Retry-After"] and "unavailable" in r.json["error"]
     assert post_json(down.test_client(), "/predict", ROW).status_code == 200
     down.extensions["credit_score"].writer.close()
@@ -211,10 +235,10 @@ def test_feedback_token_from_the_secret_provider(registry_dir, tmp_path):
     a = create_app({"models_dir": registry_dir / "models", "store_url": f"sqlite:///{tmp_path / 'v.db'}"},
                    secrets=Secrets(), start_reload=False)
     c = a.test_client()
-    ok = post_json(c, "/feedback", {"request_id": "x", "outcome": 1},
+    ok = post_json(c, "/feedback", {"prediction_id": "x", "outcome": 1},
                    headers={"Authorization": "Bearer from-vault-0123456789"})
     assert ok.status_code == 200 and ok.json["unknown"] == ["x"]
-    assert post_json(c, "/feedback", {"request_id": "x", "outcome": 1}, headers=AUTH).status_code == 403
+    assert post_json(c, "/feedback", {"prediction_id": "x", "outcome": 1}, headers=AUTH).status_code == 403
 
 
 # ---- the monitor's results on /metrics ---------------------------------------------------------------------

@@ -40,12 +40,15 @@ def serve(tmp, store_url, frame, schema, prefix, feedback=True):
                       "store_flush_interval": 0.05, "log_level": "WARNING"}, start_reload=False)
     c = app.test_client()
     rows, ys = applicants(frame, schema)
+    ids = []
     for i, r in enumerate(rows):
-        assert post_json(c, "/predict?explain=none", r, headers={"X-Request-ID": f"{prefix}{i}"}).status_code == 200
+        resp = post_json(c, "/predict?explain=none", r, headers={"X-Request-ID": f"{prefix}{i}"})
+        assert resp.status_code == 200
+        ids.append(resp.json["prediction_id"])
     st = app.extensions["credit_score"]
     assert st.writer.flush(20)
     if feedback:
-        body = {"outcomes": [{"request_id": f"{prefix}{i}", "outcome": y} for i, y in enumerate(ys)]}
+        body = {"outcomes": [{"prediction_id": pid, "outcome": y} for pid, y in zip(ids, ys, strict=True)]}
         assert post_json(c, "/feedback", body, headers={"Authorization": f"Bearer {TOKEN}"}).json["recorded"] == \
             len(ys)
     st.writer.close()

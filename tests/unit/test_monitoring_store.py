@@ -28,8 +28,9 @@ NAMES = ["a", "b"]
 def item(rid, n=1, variant="champion", shadow=False, batch=False, p=0.3, ts=None):
     proba = np.tile([1 - p, p], (n, 1))
     X = np.tile([1.0, np.nan], (n, 1))
-    return PredictionRecord(request_id=rid, unix_time=ts or time.time(), model_name="credit-score", model_version="1",
-                            variant=variant, shadow=shadow, batch=batch, labels=["1" if p >= 0.5 else "0"] * n,
+    return PredictionRecord(prediction_id=rid, unix_time=ts or time.time(), model_name="credit-score",
+                            model_version="1", variant=variant, shadow=shadow, batch=batch,
+                            labels=["1" if p >= 0.5 else "0"] * n,
                             probabilities=proba if batch else proba[0], bad_index=1, features=X if batch else X[0],
                             feature_names=NAMES)
 
@@ -78,7 +79,7 @@ def test_each_record_field_lands_in_its_column(store):
 
     from app.monitoring.store import PREDICTION_COLUMNS, predictions
 
-    rec = PredictionRecord(request_id="req-7", unix_time=1_700_000_000.25, model_name="credit-score-x",
+    rec = PredictionRecord(prediction_id="req-7", unix_time=1_700_000_000.25, model_name="credit-score-x",
                            model_version="42", variant="challenger", shadow=True, batch=True,
                            labels=["bad", "good"], probabilities=np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]),
                            bad_index=2, features=np.array([[1.5, np.nan], [-3.0, 4.0]]), feature_names=["x", "y"])
@@ -97,8 +98,9 @@ def test_each_record_field_lands_in_its_column(store):
     assert [(r["request_id"], r["shadow"], r["predicted_class"], r["probability"], r["features"]) for r in one] == [
         ("req-7", False, "0", 0.5, None)]
     # the field order of the 12-field tuple the API used to queue, so positional construction keeps its meaning
-    assert PredictionRecord._fields == ("request_id", "unix_time", "model_name", "model_version", "variant", "shadow",
-                                        "batch", "labels", "probabilities", "bad_index", "features", "feature_names")
+    assert PredictionRecord._fields == ("prediction_id", "unix_time", "model_name", "model_version", "variant",
+                                        "shadow", "batch", "labels", "probabilities", "bad_index", "features",
+                                        "feature_names")
     # and the rows read back column for column
     store.insert_predictions(rows)
     with store.engine.connect() as conn:
@@ -190,7 +192,7 @@ def test_feedback_known_unknown_duplicate_conflict(store):
     res = store.record_feedback([("a", "1", None), ("b", "0", None), ("zz", "1", None), ("a", "1", None),
                                  ("b", "1", None)])
     assert res.to_dict() == {"received": 5, "recorded": 2, "duplicates": 1, "unknown": ["zz"],
-                             "conflicts": [{"request_id": "b", "recorded": "0", "received": "1"}]}
+                             "conflicts": [{"prediction_id": "b", "recorded": "0", "received": "1"}]}
     again = store.record_feedback([("a", "1", None), ("a", "0", None), ("c", "0", utcnow())])
     assert again.recorded == 1 and again.duplicates == 1 and again.conflicts[0]["recorded"] == "1"
     assert store.count("feedback") == 3

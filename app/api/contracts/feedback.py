@@ -59,8 +59,9 @@ def _outcome(classes: list[Any]):
     return check
 
 
-RequestId = Annotated[str, Field(min_length=1, max_length=MAX_ID, strict=True,
-                                 description="The request id of the prediction (<id>/<row> for batch rows)"),
+PredictionId = Annotated[str, Field(min_length=1, max_length=MAX_ID, strict=True,
+                                    description="The prediction_id the scoring answer gave (<prediction_id>/<row> "
+                                                "for a batch's rows)"),
                       AfterValidator(_printable)]
 ObservedAt = Annotated[datetime | None, PlainValidator(_observed),
                        WithJsonSchema({"type": ["string", "null"], "format": "date-time",
@@ -74,7 +75,7 @@ def feedback_request(classes: list[Any], max_rows: int, extra: Literal["reject",
                         WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}],
                                         "description": f"The observed class: one of {classes}"})]
     item = create_model("FeedbackItem", __config__=ConfigDict(extra=forbid, title="FeedbackItem"),
-                        request_id=(RequestId, ...), outcome=(outcome, ...), observed_at=(ObservedAt, None))
+                        prediction_id=(PredictionId, ...), outcome=(outcome, ...), observed_at=(ObservedAt, None))
     items = Annotated[list[item], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
     many = create_model("FeedbackBatch", __config__=ConfigDict(extra=forbid, title="FeedbackBatch"),
                         outcomes=(items, ...))
@@ -84,7 +85,7 @@ def feedback_request(classes: list[Any], max_rows: int, extra: Literal["reject",
 
 
 class Conflict(BaseModel):
-    request_id: str
+    prediction_id: str
     recorded: str
     received: str
 

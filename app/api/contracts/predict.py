@@ -26,9 +26,12 @@ class Explanation(BaseModel):
 
 
 class Prediction(BaseModel):
-    """One scored applicant (``request_id`` on /predict only; reason codes unless ``explain=none``)."""
+    """One scored applicant (the ids on /predict only; reason codes unless ``explain=none``)."""
 
-    request_id: str | None = None
+    prediction_id: str | None = Field(None, description="The server's id of this prediction: /feedback takes "
+                                                        "outcomes by it")
+    request_id: str | None = Field(None, description="The caller's X-Request-ID (or a generated one): a "
+                                                     "correlation id for logs, not a key to stored data")
     prediction: int | str = Field(description="The predicted class")
     probability: float = Field(ge=0, le=1, description="Probability of the bad class")
     probabilities: dict[str, float] | None = Field(None, description="Every class's probability (multiclass)")
@@ -41,6 +44,8 @@ class Prediction(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    prediction_id: str = Field(description="The server's id of this batch: row i takes outcomes on /feedback as "
+                                           "<prediction_id>/<i>")
     request_id: str
     model: ModelRef
     variant: Literal["champion", "challenger"]

@@ -29,7 +29,8 @@ def _unknown(errs: Errors, prefix: str = "") -> RequestError | None:
     extra = sorted(str(er["loc"][-1]) for er in errs if er["type"] == "extra_forbidden")
     if not extra:
         return None
-    return RequestError(422, "unknown fields", [{"field": prefix + f, "problem": "unknown field"} for f in extra])
+    return RequestError(422, "unknown fields", [{"field": prefix + (f or '""'), "problem": "unknown field"}
+                                                for f in extra])  # '""': a key that is the empty string
 
 
 # ---- /predict/batch ----------------------------------------------------------------------------------------
@@ -58,7 +59,8 @@ def batch_rows(body: Any, envelope: type[BaseModel]) -> list[Any]:
 
 # ---- /v2/models/<name>/infer --------------------------------------------------------------------------------
 _TENSOR_ORDER = ("missing", "datatype", "shape", "name", "data", "parameters")
-_TENSOR_PROBLEMS = {"datatype": f"numeric datatype expected ({', '.join(NUMERIC)})", "shape": "list of sizes",
+_TENSOR_PROBLEMS = {"datatype": f"numeric datatype expected ({', '.join(NUMERIC)})",
+                    "shape": "a non-empty list of sizes, each an integer >= 1",
                     "name": "a non-empty string", "data": "a non-empty list of numbers",
                     "parameters": "an object",
                     "parameters.binary_data_size": "the tensor's size in bytes, an integer >= 0"}
@@ -113,17 +115,18 @@ def _tensor_error(tensors: Errors, body: Any) -> RequestError:
 
 
 # ---- /feedback ----------------------------------------------------------------------------------------------
-_ITEM_ERRORS = {"request_id": "invalid request_id", "outcome": "invalid outcome", "observed_at": "invalid observed_at"}
+_ITEM_ERRORS = {"prediction_id": "invalid prediction_id", "outcome": "invalid outcome",
+                "observed_at": "invalid observed_at"}
 
 
 def feedback_items(body: Any, adapter: TypeAdapter, max_rows: int) -> list[tuple[str, str, datetime | None]]:
-    """``(request_id, outcome, observed_at)`` per outcome of a /feedback body (``adapter``: feedback_request)."""
+    """``(prediction_id, outcome, observed_at)`` per outcome of a /feedback body (``adapter``: feedback_request)."""
     try:
         parsed = adapter.validate_python(body)
     except ValidationError as e:
         raise _feedback_error(_errors(e), body, max_rows) from None
     items = getattr(parsed, "outcomes", None) or [parsed]
-    return [(it.request_id, it.outcome, it.observed_at) for it in items]
+    return [(it.prediction_id, it.outcome, it.observed_at) for it in items]
 
 
 def _feedback_error(errs: Errors, body: Any, max_rows: int) -> RequestError:
@@ -159,7 +162,7 @@ def _item_error(errs: Errors, where: str) -> RequestError:
                             [{"field": where + f, "problem": "required field is missing"} for f in missing])
     first = min(errs, key=lambda er: list(_ITEM_ERRORS).index(str(er["loc"][0])))
     name = str(first["loc"][0])
-    problem = f"a printable string of 1 to {MAX_ID} characters" if name == "request_id" else first["msg"]
+    problem = f"a printable string of 1 to {MAX_ID} characters" if name == "prediction_id" else first["msg"]
     return RequestError(422, _ITEM_ERRORS[name], [{"field": where + name, "problem": problem}])
 
 

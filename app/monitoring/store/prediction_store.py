@@ -147,7 +147,7 @@ class PredictionStore:
                 conn.execute(predictions.insert(), list(rows))
 
     def record_feedback(self, items: Sequence[tuple[str, str, datetime | None]]) -> FeedbackResult:
-        """Outcomes for request ids: ``(request_id, outcome, observed_at)``. Unknown ids are reported; an id
+        """Outcomes for prediction ids: ``(prediction_id, outcome, observed_at)``. Unknown ids are reported; an id
         that already has an outcome is a duplicate (same outcome) or a conflict (another outcome, not
         overwritten). Raises :class:`StoreUnavailable` when the store cannot be used."""
         try:
@@ -169,7 +169,7 @@ class PredictionStore:
                 if first[rid][0] == outcome:
                     res.duplicates += 1
                 else:
-                    res.conflicts.append({"request_id": rid, "recorded": first[rid][0], "received": outcome})
+                    res.conflicts.append({"prediction_id": rid, "recorded": first[rid][0], "received": outcome})
                 continue
             first[rid] = (outcome, observed)
         ids = list(first)
@@ -190,7 +190,7 @@ class PredictionStore:
                     if existing[rid] == outcome:
                         res.duplicates += 1
                     else:
-                        res.conflicts.append({"request_id": rid, "recorded": existing[rid], "received": outcome})
+                        res.conflicts.append({"prediction_id": rid, "recorded": existing[rid], "received": outcome})
                 elif rid not in known:
                     res.unknown.append(rid)
                 else:

@@ -22,7 +22,7 @@ from app.monitoring.store.clock import to_utc
 class PredictionRecord(NamedTuple):
     """What the store keeps of one request's predictions (``n`` rows, ``K`` classes, ``d`` features)."""
 
-    request_id: str  # batch rows are stored as "<request_id>/<row>"
+    prediction_id: str  # the server's id (never the client's); batch rows are stored as "<prediction_id>/<row>"
     unix_time: float  # when the request was answered (time.time())
     model_name: str
     model_version: str
@@ -43,7 +43,7 @@ class PredictionRecord(NamedTuple):
 
 def record_rows(record: PredictionRecord) -> list[dict[str, Any]]:
     """The ``predictions`` rows of one record: column name -> value (``id`` left to the database)."""
-    labels, batch, rid, names = record.labels, record.batch, record.request_id, record.feature_names
+    labels, batch, rid, names = record.labels, record.batch, record.prediction_id, record.feature_names
     n = len(labels)
     proba = np.asarray(record.probabilities, dtype=float).reshape(n, -1)
     bad = record.bad_index

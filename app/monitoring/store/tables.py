@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-MAX_ID = 160  # request ids are at most 128 characters; batch rows add "/<row>"
+MAX_ID = 160  # prediction ids are 32 hex characters (at most 128 were allowed); batch rows add "/<row>"
 
 metadata = sa.MetaData()
 _pk = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
@@ -21,6 +21,8 @@ _pk = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincreme
 predictions = sa.Table(
     "predictions", metadata,
     sa.Column("id", _pk, primary_key=True, autoincrement=True),
+    # the server-generated prediction id (app/api/predict.py: prediction_id), never the client's X-Request-ID; the
+    # column keeps its first name so existing stores need no migration
     sa.Column("request_id", sa.String(MAX_ID), nullable=False, index=True),
     sa.Column("ts", sa.DateTime(), nullable=False, index=True),  # UTC
     sa.Column("model_name", sa.String(128), nullable=False),
@@ -39,7 +41,7 @@ PREDICTION_COLUMNS = ("request_id", "ts", "model_name", "model_version", "varian
 
 feedback = sa.Table(
     "feedback", metadata,
-    sa.Column("request_id", sa.String(MAX_ID), primary_key=True),
+    sa.Column("request_id", sa.String(MAX_ID), primary_key=True),  # the prediction id the outcome belongs to
     sa.Column("outcome", sa.String(64), nullable=False),  # the observed class, as its string form
     sa.Column("observed_at", sa.DateTime(), nullable=True),
     sa.Column("received_at", sa.DateTime(), nullable=False, index=True),
