@@ -100,7 +100,7 @@ def test_a_function_node_is_refused_whatever_module_it_names(forest_dirs, tmp_pa
 
 
 def test_the_wrong_class_in_an_allow_listed_file_is_refused_after_loading(forest_dirs, tmp_path):
-    """features.skops holding a forest: refused by the allow-list; a feature transformer in model.skops: by isinstance."""
+    """A forest in features.skops: refused by the allow-list; the transformer where a forest belongs: by isinstance."""
     d = forest_dirs["rf"][0]
     with pytest.raises(UnsafeSkopsFile, match="outside the allow-list"):
         load_skops(d / "model.skops", FEATURES_ALLOWED, (CreditFeatures,))
