@@ -11,12 +11,14 @@ serving, a restarted service still refuses it; a correctly signed version promot
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from app.config import DEFAULT_SIGNING_KEY, Settings
+from app.config import DEFAULT_SIGNING_KEY, PROJECT_ROOT, Settings
 from app.core.signature import SIGNATURE_TAG
 from app.registry import CHAMPION, Registry
 from app.signing import TransitSigner
@@ -30,6 +32,27 @@ from tests.unit.test_api import ROW
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REFUSED = 'credit_score_model_reloads_total{alias="champion",outcome="refused"}'
+
+
+class PatientServer(Server):
+    """`credit-score serve` with 2 workers, given up to 3 minutes to answer /health (the shared CI machine)."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path, timeout: float = 180.0):
+        self.port, self.base, self.log = port, f"http://127.0.0.1:{port}", log
+        exe = Path(sys.executable).with_name("credit-score")
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--workers", "2"], env=env,
+                                         stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        if not wait_for(lambda: _health(self.base), timeout):
+            self.stop()
+            raise AssertionError(f"server did not start:\n{log.read_text()[-3000:]}")
+
+
+def _health(base: str) -> bool:
+    try:
+        return http("GET", base + "/health", timeout=1)[0] == 200
+    except OSError:
+        return False
 
 
 class ReplaySigner:
@@ -76,7 +99,7 @@ def served_version(s: Server) -> str | None:
     return json.loads(body)["model"]["version"] if status == 200 else None
 
 
-def wait_for(cond, timeout: float = 20.0) -> bool:
+def wait_for(cond, timeout: float = 90.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
@@ -101,7 +124,7 @@ def test_tampered_copy_is_refused_and_a_signed_version_is_then_served(bao, bundl
                      CREDIT_SCORE_STORE_URL="none")
     env.pop("CREDIT_SCORE_ADMIN_TOKEN")  # production reads it from Vault
     port = free_port()
-    s = Server(env, port, tmp_path / "server.log")
+    s = PatientServer(env, port, tmp_path / "server.log")
     try:
         assert wait_for(lambda: served_version(s) == v1)
 
@@ -124,7 +147,7 @@ def test_tampered_copy_is_refused_and_a_signed_version_is_then_served(bao, bundl
 
         # a restarted service still refuses it: no verified champion, so not ready, and the payload never runs
         s.stop()
-        s = Server(env, port, tmp_path / "server-restarted.log")
+        s = PatientServer(env, port, tmp_path / "server-restarted.log")
         assert wait_for(lambda: metric(http("GET", s.base + "/metrics")[1].decode(), REFUSED) >= 2)
         assert http("GET", s.base + "/ready")[0] == 503
         assert http("POST", s.base + "/predict", ROW)[0] == 503
