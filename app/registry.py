@@ -73,8 +73,6 @@ class Registry:
         if self._signer is None:
             self._signer = signer_for(self.settings)
         if self._signer is None:
-            log.warning("registering an UNSIGNED model version (development without Vault): production serving "
-                        "refuses it")
             return None
         return self._signer.sign(self.name, artifact_sha256)
 
@@ -169,6 +167,9 @@ class Registry:
             raise RegistryError(f"not registered: {e}") from e
         if signature is not None:
             tags[SIGNATURE_TAG] = signature
+        elif SIGNATURE_TAG not in tags:  # a copy of a signed version (docker/bake_model.py) keeps its signature
+            log.warning("registering an UNSIGNED model version (development without Vault): production serving "
+                        "refuses it")
 
         mlflow.set_tracking_uri(self.settings.tracking_uri)
         mlflow.set_registry_uri(self.settings.registry_uri)
