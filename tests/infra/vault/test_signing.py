@@ -135,3 +135,24 @@ def test_rotation_keeps_old_signatures_valid_until_their_version_is_revoked(bao,
     assert pinned.verify(MODEL, "2", SHA_B, new) == new_version
     with pytest.raises(SignatureError):
         pinned.verify(MODEL, "1", SHA_A, old)
+
+
+def test_setup_with_another_transit_mount_and_key_name_is_idempotent(bao_factory):
+    server = bao_factory("signing-paths")
+    env = {"CREDIT_SCORE_SIGNING_MOUNT": "sig", "CREDIT_SCORE_SIGNING_KEY": "models-2"}
+    first = h.run_setup(server.addr, server.root_token, server.workdir / "setup.log", env)
+    second = h.run_setup(server.addr, server.root_token, server.workdir / "setup.log", env)
+    assert "signing key sig/keys/models-2: created (ed25519)" in first.stdout
+    assert "signing key sig/keys/models-2: exists (ed25519), left unchanged" in second.stdout
+    root = server.client()
+    assert root.secrets.transit.read_key(name="models-2", mount_point="sig")["data"]["type"] == "ed25519"
+    app_rules = root.sys.read_policy("credit-score-app")["data"]["rules"]
+    signer_rules = root.sys.read_policy("credit-score-signer")["data"]["rules"]
+    assert 'path "sig/keys/models-2"' in app_rules and 'path "sig/sign/models-2"' in app_rules
+    assert 'path "sig/export/+/models-2"' in app_rules
+    assert 'path "sig/sign/models-2"' in signer_rules and 'path "transit/' not in signer_rules
+    signer = TransitSigner(approle_settings(server, "credit-score-train"), "sig", "models-2")
+    try:
+        assert signer.sign(MODEL, SHA_A).startswith("vault:v1:")
+    finally:
+        signer.close()
