@@ -31,6 +31,11 @@ class SigningError(RuntimeError):
     """A version cannot be signed (Vault unreachable, permission denied, signing required but not configured)."""
 
 
+class KeysUnavailable(SignatureError):
+    """The public keys could not be read (Vault down, never read before): the version is unverified, not proven
+    bad. Refused like any signature failure; a reload that retries may load it once Vault answers again."""
+
+
 def _session(vault: VaultSettings):
     from app.secrets.redaction import Redactor
     from app.secrets.session import VaultSession
@@ -122,7 +127,7 @@ class ModelVerifier:
                 raise
             except Exception as e:  # Vault down: the keys last read stay good (public keys are not secrets)
                 if self._last_good is None:
-                    raise SignatureError(f"cannot read the signing public keys from Vault: {type(e).__name__}") from e
+                    raise KeysUnavailable(f"cannot read the signing public keys from Vault: {type(e).__name__}") from e
                 log.warning("cannot read the signing public keys from Vault (%s); using the ones read before",
                             type(e).__name__)
                 return self._last_good, self._vault_min
