@@ -13,7 +13,7 @@ import pytest
 
 from app.config import DEFAULT_SIGNING_KEY
 from app.core.signature import SignatureError
-from app.signing import ModelVerifier, SigningError, TransitSigner
+from app.signing import KeysUnavailable, ModelVerifier, SigningError, TransitSigner
 from tests.conftest import make_settings
 from tests.infra.vault import helpers as h
 
@@ -156,3 +156,25 @@ def test_setup_with_another_transit_mount_and_key_name_is_idempotent(bao_factory
         assert signer.sign(MODEL, SHA_A).startswith("vault:v1:")
     finally:
         signer.close()
+
+
+def test_keys_read_once_stay_in_use_while_vault_is_down_and_none_read_is_unavailable(bao_factory, tmp_path):
+    server = bao_factory("signing-outage")
+    h.run_setup(server.addr, server.root_token, server.workdir / "setup.log")
+    signer = TransitSigner(approle_settings(server, "credit-score-train"), "transit", DEFAULT_SIGNING_KEY)
+    sig = signer.sign(MODEL, SHA_A)
+    signer.close()
+    settings = make_settings(tmp_path)
+    warm = ModelVerifier(settings, approle_settings(server, "credit-score-app"))
+    cold = ModelVerifier(settings, approle_settings(server, "credit-score-app"))
+    assert warm.verify(MODEL, "1", SHA_A, sig) == 1
+    server.stop()
+    try:
+        assert warm.verify(MODEL, "1", SHA_A, sig) == 1  # the public keys read before
+        with pytest.raises(SignatureError, match="does not match"):
+            warm.verify(MODEL, "2", SHA_B, sig)  # ... still refuse what they do not sign
+        with pytest.raises(KeysUnavailable, match="cannot read the signing public keys"):
+            cold.verify(MODEL, "1", SHA_A, sig)  # never read: refused (fail closed), not trusted
+    finally:
+        warm.close()
+        cold.close()
