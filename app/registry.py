@@ -3,7 +3,8 @@
 Embedded default: a SQLite store and local artifacts under ``models/``; any tracking server through MLflow's
 own ``MLFLOW_TRACKING_URI``. Each version is an MLflow pyfunc model (models-from-code, no pickle) whose
 artifacts hold our bundle (:mod:`app.core.bundle`); the version carries lineage tags, among them the bundle's
-``artifact_sha256``, which is checked before anything is loaded.
+``artifact_sha256``, and its signature ``artifact_signature`` (:mod:`app.signing`: Vault transit signs at
+registration, serving verifies with the public key), both checked before anything is downloaded or loaded.
 
 Aliases: ``champion`` and ``challenger``. Every change of champion pushes the previous one onto the
 registered model's ``champion_history`` tag, so ``rollback`` can move champion back one step.
@@ -12,13 +13,18 @@ registered model's ``champion_history`` tag, so ``rollback`` can move champion b
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.core.bundle import BundleError, ModelBundle, load_bundle
+from app.core.bundle import BundleError, ModelBundle, load_bundle, verify_bundle
+from app.core.signature import SIGNATURE_TAG
+from app.signing import ModelVerifier, SigningError, signer_for
+
+log = logging.getLogger("credit_score.registry")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -49,10 +55,26 @@ class VersionInfo:
 class Registry:
     """Register, list, promote, roll back and load model versions of one registered model."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, signer=None, verifier: ModelVerifier | None = None):
         self.settings = settings
         self.name = settings.model_name
         self._client = None
+        self._signer = signer  # app.signing.TransitSigner; built from the environment on first registration
+        self._verifier = verifier
+
+    @property
+    def verifier(self) -> ModelVerifier:
+        if self._verifier is None:
+            self._verifier = ModelVerifier(self.settings)
+        return self._verifier
+
+    def sign(self, artifact_sha256: str) -> str | None:
+        """The transit signature of a bundle digest; None in development without Vault (logged)."""
+        if self._signer is None:
+            self._signer = signer_for(self.settings)
+        if self._signer is None:
+            return None
+        return self._signer.sign(self.name, artifact_sha256)
 
     # ---- plumbing ------------------------------------------------------------------------------------
     @property
@@ -125,11 +147,29 @@ class Registry:
 
     # ---- registration --------------------------------------------------------------------------------
     def register(self, bundle_dir: Path, run_id: str, tags: dict[str, str]) -> str:
-        """Log ``bundle_dir`` as a pyfunc model in run ``run_id`` and register it; returns the version."""
+        """Log ``bundle_dir`` as a pyfunc model in run ``run_id`` and register it; returns the version.
+
+        The bundle is verified against its manifest (and ``tags["artifact_sha256"]`` when given) and its digest
+        signed (:meth:`sign`) before anything is registered: a version that should be signed and cannot be is
+        never created.
+        """
         import shutil
         import tempfile
 
         import mlflow
+
+        tags = dict(tags)
+        digest = verify_bundle(bundle_dir, tags.get("artifact_sha256"))
+        tags["artifact_sha256"] = digest
+        try:
+            signature = self.sign(digest)
+        except SigningError as e:
+            raise RegistryError(f"not registered: {e}") from e
+        if signature is not None:
+            tags[SIGNATURE_TAG] = signature
+        elif SIGNATURE_TAG not in tags:  # a copy of a signed version (docker/bake_model.py) keeps its signature
+            log.warning("registering an UNSIGNED model version (development without Vault): production serving "
+                        "refuses it")
 
         mlflow.set_tracking_uri(self.settings.tracking_uri)
         mlflow.set_registry_uri(self.settings.registry_uri)
@@ -200,12 +240,14 @@ class Registry:
         return Path(root)
 
     def load(self, ref: str | int) -> tuple[VersionInfo, ModelBundle]:
-        """Load a version (number or alias), verifying its artifact sha256 against the registry first."""
+        """Load a version (number or alias): its signature is verified first (before any download), then every
+        file against the signed digest, and only then is anything deserialised."""
         info = self.get(ref)
         expected = info.tags.get("artifact_sha256")
         if not expected:
             raise BundleError(f"version {info.version} has no artifact_sha256 tag; refusing to load")
         try:
+            self.verifier.verify(self.name, info.version, expected, info.tags.get(SIGNATURE_TAG))
             bundle = load_bundle(self.bundle_path(info.version), expected)
         except BundleError as e:
             raise BundleError(f"model {self.name} version {info.version}: {e}") from e

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of Vault or OpenBao for credit-score: KV v2, AppRole and Kubernetes auth, the policies in
-# ./policies, the roles, and example secrets (random values) when none exist yet.
+# ./policies, the roles, the transit engine with the ed25519 model-signing key, and example secrets (random
+# values) when none exist yet.
 #
 #   VAULT_ADDR=https://vault.example:8200 VAULT_TOKEN=<admin token> vault/setup.sh
 #
@@ -17,9 +18,12 @@ APP_PATH=${CREDIT_SCORE_VAULT_PATH:-credit-score/app}           # the service's 
 DEPLOY_PATH=${CREDIT_SCORE_VAULT_DEPLOY_PATH:-credit-score/deploy}  # CI/CD's deployment secrets (a folder)
 APPROLE_MOUNT=${CREDIT_SCORE_VAULT_APPROLE_MOUNT:-approle}
 K8S_MOUNT=${CREDIT_SCORE_VAULT_K8S_MOUNT:-kubernetes}
+TRANSIT_MOUNT=${CREDIT_SCORE_SIGNING_MOUNT:-transit}            # transit engine holding the model-signing key
+SIGNING_KEY=${CREDIT_SCORE_SIGNING_KEY:-credit-score-models}     # ed25519: training signs, serving verifies
 
 APP_ROLE=credit-score-app    # AppRole and Kubernetes role of the service (policy credit-score-app)
-CICD_ROLE=credit-score-cicd  # AppRole of Jenkins (policy credit-score-cicd)
+CICD_ROLE=credit-score-cicd  # AppRole of Jenkins (policies credit-score-cicd, credit-score-signer)
+TRAIN_ROLE=credit-score-train  # AppRole and Kubernetes role of training/retrain jobs (policy credit-score-signer)
 
 APP_TOKEN_TTL=${CREDIT_SCORE_APP_TOKEN_TTL:-1h}           # service tokens: renewed by the app before expiry
 APP_TOKEN_MAX_TTL=${CREDIT_SCORE_APP_TOKEN_MAX_TTL:-24h}   # then the app logs in again
@@ -33,6 +37,7 @@ K8S_HOST=${VAULT_K8S_HOST:-https://kubernetes.default.svc}  # the API server Vau
 K8S_CA_CERT=${VAULT_K8S_CA_CERT:-}                         # its CA (PEM file); empty: Vault runs in the cluster
 K8S_REVIEWER_JWT_FILE=${VAULT_K8S_REVIEWER_JWT_FILE:-}     # empty: the client's own JWT reviews itself
 K8S_SA_NAMES=${CREDIT_SCORE_K8S_SERVICE_ACCOUNTS:-credit-score}
+K8S_TRAIN_SA_NAMES=${CREDIT_SCORE_K8S_TRAIN_SERVICE_ACCOUNTS:-credit-score-train}
 K8S_NAMESPACES=${CREDIT_SCORE_K8S_NAMESPACES:-credit-score}
 K8S_AUDIENCE=${CREDIT_SCORE_K8S_AUDIENCE:-}
 
@@ -59,7 +64,7 @@ done
 [[ -n ${VAULT_ADDR:-} ]] || die "set VAULT_ADDR (e.g. https://vault.example:8200)"
 v() { "$CLI" "$@"; }
 
-for name in KV_MOUNT APP_PATH DEPLOY_PATH APPROLE_MOUNT K8S_MOUNT; do
+for name in KV_MOUNT APP_PATH DEPLOY_PATH APPROLE_MOUNT K8S_MOUNT TRANSIT_MOUNT SIGNING_KEY; do
   [[ ${!name} =~ ^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$ ]] || die "$name=${!name}: use letters, digits, _ - and /"
 done
 
@@ -97,7 +102,8 @@ policy_text() {  # the policy file with the configured mounts and paths (portabl
     args+=(-e "s#\"secret/$kind/credit-score/app#\"$KV_MOUNT/$kind/$APP_PATH#g")
     args+=(-e "s#\"secret/$kind/credit-score/deploy#\"$KV_MOUNT/$kind/$DEPLOY_PATH#g")
   done
-  sed "${args[@]}" -e "s#\"auth/approle/#\"auth/$APPROLE_MOUNT/#g" "$1"
+  sed "${args[@]}" -e "s#\"auth/approle/#\"auth/$APPROLE_MOUNT/#g" \
+    -e "s#\"transit/\([a-z]*\)/\(+/\)\{0,1\}credit-score-models#\"$TRANSIT_MOUNT/\1/\2$SIGNING_KEY#g" "$1"
 }
 
 # ---- KV v2 -------------------------------------------------------------------------------------------------
@@ -114,6 +120,25 @@ if mounted secrets "$KV_MOUNT"; then
 else
   v secrets enable -path="$KV_MOUNT" -version=2 -description="credit-score secrets" kv >/dev/null
   say "KV v2 at $KV_MOUNT/: enabled"
+fi
+
+# ---- transit: the model-signing key ----------------------------------------------------------------------
+if mounted secrets "$TRANSIT_MOUNT"; then
+  type=$(awk '$1 == "type" { print $2 }' <<<"$(v read "sys/mounts/$TRANSIT_MOUNT")")
+  [[ $type == transit ]] || die "$TRANSIT_MOUNT/ is a '$type' mount, not transit: choose another CREDIT_SCORE_SIGNING_MOUNT"
+  say "transit at $TRANSIT_MOUNT/: already enabled"
+else
+  v secrets enable -path="$TRANSIT_MOUNT" -description="credit-score model signing" transit >/dev/null
+  say "transit at $TRANSIT_MOUNT/: enabled"
+fi
+if key_info=$(v read "$TRANSIT_MOUNT/keys/$SIGNING_KEY" 2>/dev/null); then
+  key_type=$(awk '$1 == "type" { print $2 }' <<<"$key_info")
+  [[ $key_type == ed25519 ]] || die "$TRANSIT_MOUNT/keys/$SIGNING_KEY is a '$key_type' key, not ed25519"
+  say "signing key $TRANSIT_MOUNT/keys/$SIGNING_KEY: exists (ed25519), left unchanged"
+else
+  # not exportable, no plaintext backup: the private key never leaves Vault
+  v write "$TRANSIT_MOUNT/keys/$SIGNING_KEY" type=ed25519 exportable=false allow_plaintext_backup=false >/dev/null
+  say "signing key $TRANSIT_MOUNT/keys/$SIGNING_KEY: created (ed25519)"
 fi
 
 # ---- auth methods --------------------------------------------------------------------------------------------
@@ -145,7 +170,7 @@ v write "auth/$APPROLE_MOUNT/role/$APP_ROLE" \
   secret_id_ttl="$APP_SECRET_ID_TTL" secret_id_num_uses=0 "${cidr_args[@]}" >/dev/null
 say "AppRole $APP_ROLE: written (token ttl $APP_TOKEN_TTL, max $APP_TOKEN_MAX_TTL)"
 v write "auth/$APPROLE_MOUNT/role/$CICD_ROLE" \
-  token_policies=credit-score-cicd token_type=service \
+  token_policies=credit-score-cicd,credit-score-signer token_type=service \
   token_ttl="$CICD_TOKEN_TTL" token_max_ttl="$CICD_TOKEN_MAX_TTL" \
   secret_id_ttl="$CICD_SECRET_ID_TTL" secret_id_num_uses=0 >/dev/null
 say "AppRole $CICD_ROLE: written (token ttl $CICD_TOKEN_TTL, max $CICD_TOKEN_MAX_TTL)"
@@ -174,6 +199,17 @@ v write "auth/$K8S_MOUNT/role/$APP_ROLE" \
   token_policies=credit-score-app token_type=service \
   token_ttl="$APP_TOKEN_TTL" token_max_ttl="$APP_TOKEN_MAX_TTL" "${aud_args[@]}" >/dev/null
 say "kubernetes role $APP_ROLE: written (service accounts $K8S_SA_NAMES in $K8S_NAMESPACES)"
+
+# ---- the training identity: the only one (besides Jenkins) that may sign models ------------------------------
+v write "auth/$APPROLE_MOUNT/role/$TRAIN_ROLE" \
+  token_policies=credit-score-signer token_type=service \
+  token_ttl="$CICD_TOKEN_TTL" token_max_ttl="$CICD_TOKEN_MAX_TTL" \
+  secret_id_ttl="$APP_SECRET_ID_TTL" secret_id_num_uses=0 "${cidr_args[@]}" >/dev/null
+v write "auth/$K8S_MOUNT/role/$TRAIN_ROLE" \
+  bound_service_account_names="$K8S_TRAIN_SA_NAMES" bound_service_account_namespaces="$K8S_NAMESPACES" \
+  token_policies=credit-score-signer token_type=service \
+  token_ttl="$CICD_TOKEN_TTL" token_max_ttl="$CICD_TOKEN_MAX_TTL" "${aud_args[@]}" >/dev/null
+say "roles $TRAIN_ROLE (AppRole; kubernetes: service accounts $K8S_TRAIN_SA_NAMES): written (policy credit-score-signer)"
 
 # ---- example secrets -----------------------------------------------------------------------------------------
 if [[ $SEED == 1 ]]; then

@@ -6,6 +6,8 @@ by concern.
 * :class:`TrainingConfig` and :func:`load_training_config` (:mod:`app.config.training`): the training grid,
   from the environment and an optional YAML file (``--config F``) whose keys mirror :class:`TrainingConfig`.
 * :class:`VaultSettings` (:mod:`app.config.vault`): how the service reaches Vault or OpenBao.
+* :class:`SigningSettings` (:mod:`app.config.signing`, part of :class:`Settings`): the transit key that signs
+  registered models and the public keys serving verifies them with.
 
 Nothing happens at import time: call :func:`get_settings`.
 """
@@ -20,6 +22,7 @@ from app.config.groups import (
     StoreSettings,
 )
 from app.config.settings import Settings, get_settings
+from app.config.signing import DEFAULT_SIGNING_KEY, SigningSettings
 from app.config.training import (
     CLASSIFIERS,
     SAMPLERS,
@@ -34,8 +37,8 @@ from app.config.training import (
 from app.config.vault import DEFAULT_K8S_TOKEN_PATH, VaultSettings
 
 __all__ = [
-    "CLASSIFIERS", "DEFAULT_K8S_TOKEN_PATH", "PROJECT_ROOT", "SAMPLERS", "EnvSettings", "GateConfig",
-    "JobSettings", "LatencyBudget", "MonitorSettings", "PathSettings", "RandomForestParams", "RegistrySettings",
-    "SamplerParams", "ServingSettings", "Settings", "StoreSettings", "TrainingConfig", "VaultSettings",
-    "XGBoostParams", "get_settings", "load_training_config",
+    "CLASSIFIERS", "DEFAULT_K8S_TOKEN_PATH", "DEFAULT_SIGNING_KEY", "PROJECT_ROOT", "SAMPLERS", "EnvSettings",
+    "GateConfig", "JobSettings", "LatencyBudget", "MonitorSettings", "PathSettings", "RandomForestParams",
+    "RegistrySettings", "SamplerParams", "ServingSettings", "Settings", "SigningSettings", "StoreSettings",
+    "TrainingConfig", "VaultSettings", "XGBoostParams", "get_settings", "load_training_config",
 ]

@@ -21,11 +21,12 @@ from app.config.groups import (
     ServingSettings,
     StoreSettings,
 )
+from app.config.signing import SigningSettings
 
 
 # listed last group first: pydantic collects fields from the last base on, so they keep this file's reading order
-class Settings(EnvSettings, MonitorSettings, StoreSettings, JobSettings, ServingSettings, RegistrySettings,
-               PathSettings):
+class Settings(EnvSettings, SigningSettings, MonitorSettings, StoreSettings, JobSettings, ServingSettings,
+               RegistrySettings, PathSettings):
     """Runtime settings: every group's fields, flat (``settings.port``, ``settings.store_url``).
 
     Constructor keys are field names or their environment aliases; unknown keys raise. Environment variables

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from app.core.features import CreditFeatures
+from app.core.safe_skops import FEATURES_ALLOWED, MODEL_ALLOWED, UnsafeSkopsFile, load_skops
 from app.core.schema import DatasetSchema
 
 BUNDLE_FORMAT = 1
@@ -35,12 +36,6 @@ PROFILE = "reference_profile.json"
 
 class BundleError(RuntimeError):
     """A bundle is missing, tampered with, or cannot be loaded."""
-
-
-# skops refuses to load any type not listed here: the types a fitted bundle legitimately contains. skops records
-# the module a class was defined in when the bundle was saved: ``app.core.features.CreditFeatures`` since the
-# core layer, ``app.training.features.CreditFeatures`` before it (that module re-exports the class, so both load).
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "app.core.features.", "app.training.features.", "builtins.")
 
 
 def _sha256(path: Path) -> str:
@@ -152,22 +147,30 @@ def verify_bundle(directory: str | Path, expected_sha256: str | None) -> str:
 
 
 def load_bundle(directory: str | Path, expected_sha256: str | None) -> ModelBundle:
-    """Verify, then load a bundle. ``expected_sha256=None`` only checks internal consistency."""
-    import skops.io as sio
+    """Verify, then load a bundle. ``expected_sha256=None`` only checks internal consistency.
 
+    The skops files are loaded through :mod:`app.core.safe_skops`: an exact allow-list per file, checked
+    before skops reads anything, then an ``isinstance`` check of what was loaded.
+    """
     d = Path(directory)
     digest = verify_bundle(d, expected_sha256)
     info = json.loads((d / "bundle.json").read_text())
     if info.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"unsupported bundle format {info.get('format')!r}")
-    features = _skops_load(sio, d / "features.skops")
+    features = _skops_load(d / "features.skops", FEATURES_ALLOWED, (CreditFeatures,))
     if info["classifier"] == "xgboost":
         from xgboost import XGBClassifier
 
+        if info.get("model_file") != "model.ubj":
+            raise BundleError(f"an xgboost bundle stores model.ubj, not {info.get('model_file')!r}")
         clf = XGBClassifier()
         clf.load_model(d / info["model_file"])
     else:
-        clf = _skops_load(sio, d / info["model_file"])
+        from sklearn.ensemble import RandomForestClassifier
+
+        if info.get("model_file") != "model.skops":
+            raise BundleError(f"a scikit-learn bundle stores model.skops, not {info.get('model_file')!r}")
+        clf = _skops_load(d / info["model_file"], MODEL_ALLOWED, (RandomForestClassifier,))
     profile = json.loads((d / PROFILE).read_text()) if (d / PROFILE).is_file() and _listed(d, PROFILE) else None
     return ModelBundle(schema=DatasetSchema.from_dict(info["schema"]), features=features, classifier=clf,
                        classifier_name=info["classifier"], sampler_name=info["sampler"],
@@ -180,12 +183,11 @@ def _listed(d: Path, name: str) -> bool:
     return any(line.partition("  ")[2] == name for line in (d / MANIFEST).read_text().splitlines())
 
 
-def _skops_load(sio, path: Path):
-    untrusted = sio.get_untrusted_types(file=path)
-    unknown = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-    if unknown:
-        raise BundleError(f"{path.name} contains types outside the allow-list: {unknown}")
-    return sio.load(path, trusted=untrusted)
+def _skops_load(path: Path, allowed, expect: tuple[type, ...]):
+    try:
+        return load_skops(path, allowed, expect)
+    except UnsafeSkopsFile as e:
+        raise BundleError(f"{e}; refusing to load") from e
 
 
 def _json_default(o: Any) -> Any:
