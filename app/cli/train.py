@@ -21,9 +21,12 @@ from app.config import get_settings, load_training_config
               show_default=True,
               help="Alias for a model that passes the gate: auto/challenger = challenger (champion when there is "
                    "none yet), champion = replace the champion, none = register only.")
+@click.option("--no-register", "no_register", is_flag=True,
+              help="Train, gate and report, keep the bundle in a local directory, write nothing to the registry "
+                   "(pull-request and branch builds).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train_command(config_path, data_path, schema_path, promote, as_json, quiet) -> None:
+def train_command(config_path, data_path, schema_path, promote, no_register, as_json, quiet) -> None:
     """Validate, cross-validate the grid, gate, report and register a model."""
     from app.datasets import DataError
     from app.exit_codes import EXIT_DATA, EXIT_GATE
@@ -38,7 +41,8 @@ def train_command(config_path, data_path, schema_path, promote, as_json, quiet) 
     schema = load_schema(schema_path, settings)
     path = resolve_data(data_path, settings, quiet)
     try:
-        result = run_training(settings, cfg, path, schema, promote=promote, progress=not quiet)
+        result = run_training(settings, cfg, path, schema, promote=promote, progress=not quiet,
+                              register=not no_register)
     except ValidationFailed as e:
         raise CliError(f"{e}\nnothing was registered", EXIT_DATA) from None
     except DataError as e:
@@ -46,7 +50,9 @@ def train_command(config_path, data_path, schema_path, promote, as_json, quiet) 
     if as_json:
         click.echo(json.dumps(result.to_json(), default=json_default))
     else:
-        click.echo(f"version {result.version} ({result.alias or 'not promoted'}): {result.selected['label']}; "
+        where = f"version {result.version} ({result.alias or 'not promoted'})" if result.version else \
+            f"not registered (bundle {result.bundle})"
+        click.echo(f"{where}: {result.selected['label']}; "
                    f"holdout roc_auc {result.holdout.get('roc_auc', float('nan')):.4f}, "
                    f"f1_macro {result.holdout['f1_macro']:.4f}; report {result.report}")
     if not result.gate.passed:
