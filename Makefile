@@ -226,8 +226,11 @@ promote-production: setup-dev ## Production: blue-green deploy of IMAGE_TAG, the
 	  $(BIN)/credit-score registry promote $(MODEL_VERSION) --alias champion --expect-challenger $(MODEL_VERSION); \
 	else echo "this build registered no model: the champion stays"; fi
 
-smoke: ## Smoke test of DEPLOY_ENV (or SMOKE_URL): health, ready, a prediction, metrics
-	$(PYTHON) docker/scripts/smoke.py --url $(SMOKE_URL)
+# SMOKE_PUBLIC=1 (the default: staging and production URLs are the public entry): /metrics, /docs and
+# /openapi.json must not answer there; SMOKE_PUBLIC=0 against a service's own port checks they do.
+SMOKE_PUBLIC ?= 1
+smoke: ## Smoke test of DEPLOY_ENV (or SMOKE_URL): health, ready, a prediction; internal paths not published
+	$(PYTHON) docker/scripts/smoke.py --url $(SMOKE_URL) $(if $(filter 1,$(SMOKE_PUBLIC)),--public)
 
 rollback: setup-dev ## Switch DEPLOY_ENV back to the previous colour (DEPLOY_PATH=ansible|kubernetes)
 	@case "$(DEPLOY_PATH)" in \
