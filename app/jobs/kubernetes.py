@@ -32,7 +32,7 @@ import copy
 import os
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +214,7 @@ def _past_deadline(job: dict[str, Any]) -> bool:
     since = job.get("status", {}).get("startTime") or job["metadata"].get("creationTimestamp")
     if not deadline or not since:
         return False
-    age = (datetime.now(timezone.utc) - _time(since)).total_seconds()
+    age = (datetime.now(UTC) - _time(since)).total_seconds()
     return age > int(deadline) + DEADLINE_GRACE_S
 
 
