@@ -176,6 +176,8 @@ TAMPERED = {
     "the template's pod labels dropped": lambda j: j["spec"]["template"]["metadata"]["labels"].pop(
         "app.kubernetes.io/component"),
     "another name": lambda j: j["metadata"].update(name="backup-job"),
+    "no deadline": lambda j: j["spec"].update(activeDeadlineSeconds=10**9),
+    "retries on a failed gate": lambda j: j["spec"].pop("podFailurePolicy"),
 }
 
 
@@ -185,7 +187,8 @@ REFUSED_BY = {"another image": "image", "the serving ServiceAccount": "ServiceAc
               "an init container": "no others", "a secret in the environment": "environment",
               "a privileged container": "security context", "a hostPath volume": "volumes",
               "the host network": "pod security context", "no retrain label": "labels",
-              "the template's pod labels dropped": "labels", "another name": "named"}
+              "the template's pod labels dropped": "labels", "another name": "named", "no deadline": "deadline",
+              "retries on a failed gate": "failure policy"}
 
 
 def test_the_policy_admits_the_job_the_runner_builds(policy, prod_cron):
