@@ -134,7 +134,7 @@ BUILD_FLAGS := $(if $(filter podman,$(notdir $(CONTAINER_ENGINE))),--format dock
 	--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
 	--build-arg SOURCE=$$(git remote get-url origin 2>/dev/null || echo unknown) \
 	--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ)
-.PHONY: ci-info lint-docker lint-yaml lint-ansible lint-jenkins validate-data train-ci quality-gate \
+.PHONY: ci-info lint-docker lint-yaml lint-ansible lint-jenkins validate-data train-ci train-check quality-gate \
 	base-image wheelhouse images image-scan push deploy-staging smoke rollback promote-production \
 	wheel deploy
 
@@ -170,9 +170,19 @@ validate-data: setup ## Validate the training data against its schema (reports/d
 	mkdir -p reports
 	$(BIN)/credit-score data validate --json > reports/data-validation.json
 
-train-ci: setup ## Train, gate and register as challenger (reports/train.json; a failed gate is judged by quality-gate)
+# Release builds only (main, release tags): train-ci registers, and writes the version number it registered to
+# reports/registered-version, which promote-production later promotes (and nothing else). Other branches and
+# pull requests run train-check: the same training and gate, nothing written to the registry.
+train-ci: setup ## Train, gate and register as challenger (reports/train.json, reports/registered-version)
 	mkdir -p reports
+	rm -f reports/registered-version
 	$(BIN)/credit-score train --json --quiet --promote challenger > reports/train.json || test $$? -eq 3
+	$(BIN)/python -c 'import json; v = json.load(open("reports/train.json"))["version"]; \
+		assert v is None or str(v).isdigit(), v; print(v or "")' > reports/registered-version
+
+train-check: setup ## Train and gate without registering (branches, pull requests): reports/train.json, local bundle
+	mkdir -p reports
+	$(BIN)/credit-score train --json --quiet --no-register > reports/train.json || test $$? -eq 3
 
 quality-gate: setup ## Fail unless the model trained by train-ci passed the quality gate
 	$(BIN)/python -c 'import json, sys; g = json.load(open("reports/train.json"))["gate"]; \
@@ -205,13 +215,22 @@ push: ## Push both images when PUBLISH=1; otherwise a dry run that checks they e
 deploy-staging: setup-dev ## Blue-green deploy of IMAGE_TAG to staging (DEPLOY_PATH=ansible|kubernetes)
 	$(MAKE) --no-print-directory _deploy DEPLOY_ENV=staging
 
-promote-production: setup-dev ## Production: blue-green deploy of IMAGE_TAG, then the model challenger -> champion
+# MODEL_VERSION: the version number this build's train-ci registered (Jenkins passes it on); empty when the build
+# trained nothing. It becomes champion only while the challenger alias still points at it.
+MODEL_VERSION ?=
+promote-production: setup-dev ## Production: blue-green deploy of IMAGE_TAG, then MODEL_VERSION challenger -> champion
+	@case "$(MODEL_VERSION)" in ''|*[!0-9]*) [ -z "$(MODEL_VERSION)" ] || \
+	  { echo "MODEL_VERSION must be a version number, not '$(MODEL_VERSION)'" >&2; exit 2; } ;; esac
 	$(MAKE) --no-print-directory _deploy DEPLOY_ENV=production
-	if $(BIN)/credit-score registry show challenger >/dev/null 2>&1; then \
-	  $(BIN)/credit-score registry promote challenger --alias champion; fi
+	@if [ -n "$(MODEL_VERSION)" ]; then \
+	  $(BIN)/credit-score registry promote $(MODEL_VERSION) --alias champion --expect-challenger $(MODEL_VERSION); \
+	else echo "this build registered no model: the champion stays"; fi
 
-smoke: ## Smoke test of DEPLOY_ENV (or SMOKE_URL): health, ready, a prediction, metrics
-	$(PYTHON) docker/scripts/smoke.py --url $(SMOKE_URL)
+# SMOKE_PUBLIC=1 (the default: staging and production URLs are the public entry): /metrics, /docs and
+# /openapi.json must not answer there; SMOKE_PUBLIC=0 against a service's own port checks they do.
+SMOKE_PUBLIC ?= 1
+smoke: ## Smoke test of DEPLOY_ENV (or SMOKE_URL): health, ready, a prediction; internal paths not published
+	$(PYTHON) docker/scripts/smoke.py --url $(SMOKE_URL) $(if $(filter 1,$(SMOKE_PUBLIC)),--public)
 
 rollback: setup-dev ## Switch DEPLOY_ENV back to the previous colour (DEPLOY_PATH=ansible|kubernetes)
 	@case "$(DEPLOY_PATH)" in \

@@ -206,6 +206,23 @@ class Registry:
                 self.client.delete_registered_model_alias(self.name, CHALLENGER)
         self.client.set_registered_model_alias(self.name, alias, info.version)
 
+    def promote_registered(self, version: str | int, expect_challenger: str | int) -> bool:
+        """Release step: make ``version`` (the one this build registered) champion, but only while the
+        challenger alias still points at ``expect_challenger``; refuse if it moved meanwhile (another build or a
+        person re-aliased it). True when champion moved, False when ``version`` already was champion (a re-run).
+        MLflow has no compare-and-set on aliases: the check and the move are two calls, so two release jobs must
+        not run at once (the Jenkinsfile disables concurrent builds)."""
+        version, expected = str(version), str(expect_challenger)
+        if self.alias_version(CHAMPION) == version:
+            return False
+        current = self.alias_version(CHALLENGER)
+        if current != expected:
+            raise RegistryError(f"refusing to promote version {version}: the challenger alias points at "
+                                f"{'no version' if current is None else 'version ' + current}, not {expected} "
+                                "(it moved since this build registered its model)")
+        self.promote(version, CHAMPION)
+        return True
+
     def rollback(self) -> tuple[str | None, str]:
         """Move ``champion`` back to the previous champion; returns (from_version, to_version)."""
         history = self._history()

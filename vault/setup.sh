@@ -27,11 +27,17 @@ TRAIN_ROLE=credit-score-train  # AppRole and Kubernetes role of training/retrain
 
 APP_TOKEN_TTL=${CREDIT_SCORE_APP_TOKEN_TTL:-1h}           # service tokens: renewed by the app before expiry
 APP_TOKEN_MAX_TTL=${CREDIT_SCORE_APP_TOKEN_MAX_TTL:-24h}   # then the app logs in again
-APP_SECRET_ID_TTL=${CREDIT_SCORE_APP_SECRET_ID_TTL:-720h}  # a VM's secret ID (re-issued by Ansible)
-APP_BOUND_CIDRS=${CREDIT_SCORE_APP_BOUND_CIDRS:-}          # e.g. 10.0.1.0/24: logins and tokens only from there
+# Secret IDs: short-lived, a bounded number of logins, usable (and their tokens) only from the given networks.
+# The CIDR defaults admit this host only: set the app hosts' and the Jenkins controller's networks (a list,
+# comma-separated, e.g. 10.0.1.0/24,10.0.2.0/24); "any" lifts the binding (not for production).
+APP_SECRET_ID_TTL=${CREDIT_SCORE_APP_SECRET_ID_TTL:-168h}  # a VM's secret ID: Ansible re-issues it within a week
+APP_SECRET_ID_NUM_USES=${CREDIT_SCORE_APP_SECRET_ID_NUM_USES:-100}  # logins: one per worker start and per token max TTL
+APP_BOUND_CIDRS=${CREDIT_SCORE_APP_BOUND_CIDRS:-127.0.0.1/32}  # logins and tokens only from there
 CICD_TOKEN_TTL=${CREDIT_SCORE_CICD_TOKEN_TTL:-20m}
 CICD_TOKEN_MAX_TTL=${CREDIT_SCORE_CICD_TOKEN_MAX_TTL:-1h}
-CICD_SECRET_ID_TTL=${CREDIT_SCORE_CICD_SECRET_ID_TTL:-2160h}
+CICD_SECRET_ID_TTL=${CREDIT_SCORE_CICD_SECRET_ID_TTL:-168h}  # Jenkins' secret ID: rotate it weekly
+CICD_SECRET_ID_NUM_USES=${CREDIT_SCORE_CICD_SECRET_ID_NUM_USES:-1000}  # Jenkins logs in for each build's bindings
+CICD_BOUND_CIDRS=${CREDIT_SCORE_CICD_BOUND_CIDRS:-127.0.0.1/32}  # the Jenkins controller's address(es)
 
 K8S_HOST=${VAULT_K8S_HOST:-https://kubernetes.default.svc}  # the API server Vault asks for TokenReviews
 K8S_CA_CERT=${VAULT_K8S_CA_CERT:-}                         # its CA (PEM file); empty: Vault runs in the cluster
@@ -66,6 +72,16 @@ v() { "$CLI" "$@"; }
 
 for name in KV_MOUNT APP_PATH DEPLOY_PATH APPROLE_MOUNT K8S_MOUNT TRANSIT_MOUNT SIGNING_KEY; do
   [[ ${!name} =~ ^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$ ]] || die "$name=${!name}: use letters, digits, _ - and /"
+done
+for name in APP_SECRET_ID_NUM_USES CICD_SECRET_ID_NUM_USES; do
+  [[ ${!name} =~ ^[1-9][0-9]*$ ]] || die "$name=${!name}: a positive number of logins (0 would mean unlimited)"
+done
+for name in APP_BOUND_CIDRS CICD_BOUND_CIDRS; do
+  [[ ${!name} == any || ${!name} =~ ^[0-9A-Fa-f:.]+/[0-9]{1,3}(,[0-9A-Fa-f:.]+/[0-9]{1,3})*$ ]] ||
+    die "$name=${!name}: a comma-separated list of CIDRs (10.0.1.0/24,...), or 'any'"
+  if [[ ${!name} == any ]]; then
+    printf 'setup.sh: warning: %s=any: secret IDs and tokens of that role work from any address\n' "$name" >&2
+  fi
 done
 
 v token lookup >/dev/null 2>&1 || die "cannot use the server at $VAULT_ADDR with the current token: set VAULT_TOKEN \
@@ -160,20 +176,24 @@ for file in "$HERE"/policies/*.hcl; do
 done
 
 # ---- AppRoles ------------------------------------------------------------------------------------------------
-cidr_args=()
-if [[ -n $APP_BOUND_CIDRS ]]; then
-  cidr_args=("secret_id_bound_cidrs=$APP_BOUND_CIDRS" "token_bound_cidrs=$APP_BOUND_CIDRS")
-fi
+cidrs() {  # cidrs LIST: the role arguments that bind secret IDs and tokens to LIST ("any": unbound)
+  if [[ $1 == any ]]; then printf '%s\n' "secret_id_bound_cidrs=" "token_bound_cidrs="
+  else printf '%s\n' "secret_id_bound_cidrs=$1" "token_bound_cidrs=$1"; fi
+}
+mapfile -t app_cidr_args < <(cidrs "$APP_BOUND_CIDRS")
+mapfile -t cicd_cidr_args < <(cidrs "$CICD_BOUND_CIDRS")
 v write "auth/$APPROLE_MOUNT/role/$APP_ROLE" \
   token_policies=credit-score-app token_type=service \
   token_ttl="$APP_TOKEN_TTL" token_max_ttl="$APP_TOKEN_MAX_TTL" \
-  secret_id_ttl="$APP_SECRET_ID_TTL" secret_id_num_uses=0 "${cidr_args[@]}" >/dev/null
-say "AppRole $APP_ROLE: written (token ttl $APP_TOKEN_TTL, max $APP_TOKEN_MAX_TTL)"
+  secret_id_ttl="$APP_SECRET_ID_TTL" secret_id_num_uses="$APP_SECRET_ID_NUM_USES" "${app_cidr_args[@]}" >/dev/null
+say "AppRole $APP_ROLE: written (token ttl $APP_TOKEN_TTL, max $APP_TOKEN_MAX_TTL; secret IDs $APP_SECRET_ID_TTL," \
+  "$APP_SECRET_ID_NUM_USES logins, from $APP_BOUND_CIDRS)"
 v write "auth/$APPROLE_MOUNT/role/$CICD_ROLE" \
   token_policies=credit-score-cicd,credit-score-signer token_type=service \
   token_ttl="$CICD_TOKEN_TTL" token_max_ttl="$CICD_TOKEN_MAX_TTL" \
-  secret_id_ttl="$CICD_SECRET_ID_TTL" secret_id_num_uses=0 >/dev/null
-say "AppRole $CICD_ROLE: written (token ttl $CICD_TOKEN_TTL, max $CICD_TOKEN_MAX_TTL)"
+  secret_id_ttl="$CICD_SECRET_ID_TTL" secret_id_num_uses="$CICD_SECRET_ID_NUM_USES" "${cicd_cidr_args[@]}" >/dev/null
+say "AppRole $CICD_ROLE: written (token ttl $CICD_TOKEN_TTL, max $CICD_TOKEN_MAX_TTL; secret IDs" \
+  "$CICD_SECRET_ID_TTL, $CICD_SECRET_ID_NUM_USES logins, from $CICD_BOUND_CIDRS)"
 
 # ---- Kubernetes auth -----------------------------------------------------------------------------------------
 k8s_args=("kubernetes_host=$K8S_HOST")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from app.cli.common import CliError, open_registry
+from app.cli.common import EXIT_USAGE, CliError, open_registry
 
 
 @click.group("registry")
@@ -49,12 +49,24 @@ def registry_show(ref: str) -> None:
 @click.argument("version")
 @click.option("--alias", "-a", type=click.Choice(["champion", "challenger"]), required=True)
 @click.option("--force", is_flag=True, help="Allow a version that failed the quality gate.")
-def registry_promote(version: str, alias: str, force: bool) -> None:
+@click.option("--expect-challenger", type=click.IntRange(min=1), default=None,
+              help="Release use: promote VERSION to champion only while the challenger alias still points at this "
+                   "version number (the one the build registered); refuse if the alias moved meanwhile.")
+def registry_promote(version: str, alias: str, force: bool, expect_challenger: int | None) -> None:
     """Point an alias at a version."""
-    from app.registry import RegistryError
+    from app.registry import CHAMPION, RegistryError
 
+    if expect_challenger is not None:
+        if alias != CHAMPION or force:
+            raise CliError("--expect-challenger goes with --alias champion and without --force", EXIT_USAGE)
+        if not version.isdigit():
+            raise CliError(f"--expect-challenger needs a version number, not {version!r}", EXIT_USAGE)
     try:
-        open_registry().promote(version, alias, force=force)
+        if expect_challenger is None:
+            open_registry().promote(version, alias, force=force)
+        elif not open_registry().promote_registered(version, expect_challenger):
+            click.echo(f"{alias} already is v{version}")
+            return
     except RegistryError as e:
         raise CliError(str(e)) from None
     click.echo(f"{alias} -> v{version}")

@@ -98,6 +98,21 @@ class ServingSettings(BaseModel):
         return v
 
 
+JOB_ENV_ALLOW = (
+    # the process itself: where programs and Python packages are, locale, time zone, temporary files, CAs
+    "PATH", "HOME", "USER", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    # the job counts its outcome in the service's Prometheus metrics
+    "PROMETHEUS_MULTIPROC_DIR",
+    # what training reads: data, schema, training knobs, registry location, retrain policy, logging
+    "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CREDIT_SCORE_ENV", "CREDIT_SCORE_DATA", "CREDIT_SCORE_SCHEMA",
+    "CREDIT_SCORE_DEFAULT_DATA", "CREDIT_SCORE_DEFAULT_DATA_ROWS", "CREDIT_SCORE_SEED", "CREDIT_SCORE_N_JOBS",
+    "CREDIT_SCORE_TRAINING__*", "CREDIT_SCORE_MODEL_NAME", "CREDIT_SCORE_EXPERIMENT", "CREDIT_SCORE_MODELS_DIR",
+    "CREDIT_SCORE_REPORTS_DIR", "CREDIT_SCORE_STATE_DIR", "CREDIT_SCORE_RETRAIN_CONFIG",
+    "CREDIT_SCORE_RETRAIN_PROMOTE", "CREDIT_SCORE_RETRAIN_TIMEOUT", "CREDIT_SCORE_LOG_LEVEL",
+)
+
+
 class JobSettings(BaseModel):
     """Retrain jobs: where they run, their policy and their state."""
 
@@ -112,6 +127,11 @@ class JobSettings(BaseModel):
     kube_api_url: str | None = None  # default: the in-cluster API (KUBERNETES_SERVICE_HOST)
     kube_namespace: str | None = None  # default: the pod's namespace (service account)
     kube_token_file: Path | None = None  # default: the pod's service-account token
+    # the service's environment variables a retrain job of the process runner inherits: names, or prefixes ending
+    # in "*" (CREDIT_SCORE_JOB_ENV_ALLOW, a JSON list). Nothing else is passed: not VAULT_TOKEN, the admin and
+    # feedback tokens, the database URL, Vault login material, MLflow credentials, unless listed here. (A
+    # Kubernetes Job gets its template's environment, never the service's.)
+    job_env_allow: list[str] = Field(default_factory=lambda: list(JOB_ENV_ALLOW))
 
     @property
     def jobs_dir(self) -> Path:

@@ -9,23 +9,30 @@ that has not finished makes the call raise :class:`~app.jobs.base.JobBusy`; two 
 moment both look again afterwards, and the later Job (by name order of creation time) deletes itself.
 :meth:`KubernetesRunner.read_status` maps the Job's conditions to the same :class:`~app.jobs.base.JobStatus` as
 the process runner (``queued``, ``running``, ``succeeded``, ``gate_failed``, ``failed``; the exit code of a failed
-pod says which) and reads the version and the gate result from the training summary in the pod's log
-(:func:`~app.jobs.summary.parse_train_summary`).
+pod says which) and reads the version and the gate result from the training summary the training container
+leaves as its termination message (``--summary-file /dev/termination-log``; read from the pod's status, so the
+runner needs no access to pod logs; :func:`~app.jobs.summary.parse_train_summary`). A Job that has not finished
+well after its ``activeDeadlineSeconds`` (its pods gone, the Job controller not finishing it) is reported
+``failed``, never ``running`` for ever.
+
+The Job's environment is the template's (the CronJob's, with the training ServiceAccount's own Vault identity)
+plus the job id: nothing of the serving pod's environment is copied into it. Which Jobs these ServiceAccounts may
+create at all is enforced in the cluster by kubernetes/cluster/admission.yaml (a ValidatingAdmissionPolicy).
 
 The API is called over HTTPS with the pod's service-account token (re-read on every call: it rotates) and CA;
 ``CREDIT_SCORE_KUBE_API_URL`` overrides the in-cluster address (tests, ``kubectl proxy``). RBAC:
-``kubernetes/base/rbac.yaml`` (Role ``credit-score-retrain``). A few REST calls, so plain ``requests`` rather
+``kubernetes/base/rbac.yaml`` (Role ``credit-score-retrain``: get the CronJob; create, list and delete Jobs;
+list pods). A few REST calls, so plain ``requests`` rather
 than the official client (tens of MB in the serving image).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +45,8 @@ SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 JOB_ID_LABEL = "credit-score.io/retrain-job-id"
 RETRAIN_LABEL = "credit-score.io/retrain"
 TIMEOUT = 10  # s per API call
+# an unfinished Job this long past its activeDeadlineSeconds is failed: the Job controller would have ended it
+DEADLINE_GRACE_S = 600
 
 
 class KubeError(JobRunnerError):
@@ -167,6 +176,10 @@ def job_status(api: KubeApi, job: dict[str, Any], logs: bool = True) -> JobStatu
         out.finished_at = out.finished_at or c.get("lastTransitionTime")
     elif st.get("active") or st.get("startTime"):
         out.status = "running"
+    if out.unfinished and _past_deadline(job):
+        out.status = "failed"
+        out.error = (f"no outcome {DEADLINE_GRACE_S} s after the Job's deadline "
+                     f"({job['spec'].get('activeDeadlineSeconds')} s): its pod is gone or it was never finished")
     if out.started_at and out.finished_at:
         out.duration_s = (_time(out.finished_at) - _time(out.started_at)).total_seconds()
     if logs and out.status in ("succeeded", "gate_failed"):
@@ -179,18 +192,30 @@ def job_status(api: KubeApi, job: dict[str, Any], logs: bool = True) -> JobStatu
 
 
 def _train_summary(api: KubeApi, job_name: str) -> TrainSummary | None:
-    """The JSON summary `credit-score train --json` printed last, from the Job's newest pod."""
-    ns = api.namespace
+    """The summary `credit-score train --summary-file /dev/termination-log` left as the termination message of
+    the train container of the Job's newest pod."""
     try:
-        _, pods = api.call("GET", f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": f"job-name={job_name}"})
-        items = sorted(pods.get("items", []), key=lambda p: p["metadata"].get("creationTimestamp", ""))
-        if not items:
-            return None
-        _, text = api.call("GET", f"/api/v1/namespaces/{ns}/pods/{items[-1]['metadata']['name']}/log",
-                           params={"container": "train", "tailLines": "50"})
+        _, pods = api.call("GET", f"/api/v1/namespaces/{api.namespace}/pods",
+                           params={"labelSelector": f"job-name={job_name}"})
     except KubeError:
         return None
-    return parse_train_summary(text if isinstance(text, str) else json.dumps(text))
+    items = sorted(pods.get("items", []), key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    if not items:
+        return None
+    for c in items[-1].get("status", {}).get("containerStatuses", []):
+        message = (c.get("state", {}).get("terminated") or {}).get("message")
+        if c.get("name") == "train" and message:
+            return parse_train_summary(message)
+    return None
+
+
+def _past_deadline(job: dict[str, Any]) -> bool:
+    deadline = job.get("spec", {}).get("activeDeadlineSeconds")
+    since = job.get("status", {}).get("startTime") or job["metadata"].get("creationTimestamp")
+    if not deadline or not since:
+        return False
+    age = (datetime.now(UTC) - _time(since)).total_seconds()
+    return age > int(deadline) + DEADLINE_GRACE_S
 
 
 def _unfinished(api: KubeApi) -> list[dict[str, Any]]:

@@ -9,6 +9,11 @@ job waits until its status file names its pid, then runs ``credit-score train --
 CLI: validation, grid, gate, registry) and records timings, the new version and the gate result in the status
 file, which any worker can read.
 
+The job's environment is an allow-list of the service's (``settings.job_env_allow``, :func:`job_env`): the
+service's Vault token, admin and feedback tokens and database URL stay behind. A job whose process is gone
+without having published its outcome (SIGKILL, the OOM killer) is recorded as ``failed`` the next time its status
+is read, and the rest of its process group is killed; it never stays ``running``.
+
 :meth:`ProcessRunner.stop` ends a running job's process group (SIGTERM; the job records itself as failed and
 releases the lock); the service stops the jobs its workers started when it shuts down (gunicorn's ``on_exit``,
 app/serving/gunicorn_conf.py), so no job outlives the server.
@@ -75,7 +80,7 @@ class ProcessRunner:
             proc = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
                 [sys.executable, "-m", self.program, job_id, str(fd)], pass_fds=(fd,), start_new_session=True,
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env=_job_env(self.settings))
+                env=job_env(self.settings))
             status.pid = proc.pid
             _write(path, status)
             proc.stdin.close()  # the go: the job reads its status file (with its pid) only after this
@@ -83,20 +88,41 @@ class ProcessRunner:
         finally:
             os.close(fd)  # the child holds its own copy of the locked descriptor
 
-    def read_status(self, job_id: str) -> JobStatus | None:
+    def _load(self, job_id: str) -> JobStatus | None:
         try:
             return JobStatus.from_dict(json.loads(self._path(job_id).read_text()))
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    def read_status(self, job_id: str) -> JobStatus | None:
+        status = self._load(job_id)
+        return self._settle(status) if status is not None else None
+
     def recent(self) -> list[JobStatus]:
         found = []
         for p in self.dir.glob("*.json"):
             try:
-                found.append(JobStatus.from_dict(json.loads(p.read_text())))
+                found.append(self._settle(JobStatus.from_dict(json.loads(p.read_text()))))
             except (OSError, json.JSONDecodeError, TypeError):
                 continue
         return sorted(found, key=lambda j: j.created_at or "", reverse=True)
+
+    def _settle(self, status: JobStatus) -> JobStatus:
+        """An unfinished job whose process is gone (killed: SIGKILL, the OOM killer, a reboot) is recorded as
+        failed, and what is left of its process group (the training command) is killed. The job publishes its
+        final status before it exits, so a dead job process with an unfinished status never finishes."""
+        if not status.unfinished or status.pid is None or _job_process_alive(status.pid, status.id):
+            return status
+        # gone: unless it published its outcome meanwhile, and only once it no longer holds the lock
+        latest = self._load(status.id) or status
+        if not latest.unfinished or self.running() == status.id:
+            return latest
+        if not Path(f"/proc/{status.pid}").exists() or _zombie(status.pid):
+            _signal_group(status.pid, signal.SIGKILL)  # its own group (session leader): the orphaned training
+        latest.status, latest.finished_at = "failed", utc_now()
+        latest.error = "the job process ended without recording an outcome (killed?)"
+        _write(self._path(status.id), latest)
+        return latest
 
     def running(self) -> str | None:
         """The id of the job holding the lock, or None when no job runs. (It takes a shared lock for an instant:
@@ -125,8 +151,8 @@ class ProcessRunner:
             _signal_group(status.pid, signal.SIGKILL)
             _wait_for(lambda: self.running() != job_id, 5.0)
         # the job publishes its final status just after releasing the lock; one killed early never does
-        if not _wait_for(lambda: not self.read_status(job_id).unfinished, 1.0):
-            status = self.read_status(job_id)
+        if not _wait_for(lambda: not self._load(job_id).unfinished, 1.0):
+            status = self._load(job_id)
             status.status, status.finished_at = "failed", utc_now()
             status.error = "stopped before it recorded an outcome (the service shut down or the job was cancelled)"
             _write(self._path(job_id), status)
@@ -146,6 +172,34 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _job_process_alive(pid: int, job_id: str) -> bool:
+    """Whether ``pid`` is still this job's process (not gone, not a zombie, not a reused pid)."""
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self").exists():  # no procfs: the pid alone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        cmdline = (proc / "cmdline").read_bytes()
+    except OSError:
+        return proc.exists()
+    if _zombie(pid):
+        return False
+    # an empty command line: a process between fork and exec; another one: the pid was reused
+    return not cmdline or job_id.encode() in cmdline.split(b"\0")
+
+
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -155,8 +209,14 @@ def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def _job_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)  # PROMETHEUS_MULTIPROC_DIR stays: the job counts its outcome there
+def job_env(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The job's environment: the variables of ``environ`` (the service's) that ``settings.job_env_allow``
+    names (an entry ending in ``*`` is a prefix), plus where the job keeps its state. Secrets the service holds
+    (a Vault token, the admin and feedback tokens, the database URL) stay behind unless allow-listed."""
+    names = {a for a in settings.job_env_allow if not a.endswith("*")}
+    prefixes = tuple(a[:-1] for a in settings.job_env_allow if a.endswith("*"))
+    env = {k: v for k, v in (os.environ if environ is None else environ).items()
+           if k in names or (prefixes and k.startswith(prefixes))}
     env["CREDIT_SCORE_MODELS_DIR"] = str(settings.models_dir)
     env["CREDIT_SCORE_REPORTS_DIR"] = str(settings.reports_dir)
     env["CREDIT_SCORE_STATE_DIR"] = str(settings.jobs_dir)

@@ -106,10 +106,13 @@ class JsonLineHandler(logging.StreamHandler):
 
 
 def configure_logging(level: str = "INFO", stream=None) -> None:
-    """Route the root logger (and Flask's, werkzeug's) to one JSON handler on stdout."""
+    """Route the root logger (and Flask's, werkzeug's) to one JSON handler on stdout, which redacts secrets."""
+    from app.secrets.redaction import SecretRedactingFilter
+
     handler = JsonLineHandler(stream or sys.stdout)
     handler.setFormatter(json_formatter())
     handler.set_name("credit-score-json")
+    handler.addFilter(SecretRedactingFilter())  # every live secret provider's values, from the first line on
     root = logging.getLogger()
     for h in list(root.handlers):  # ours from an earlier call, or gunicorn's logconfig: one JSON handler only
         if h.get_name() == "credit-score-json" or isinstance(h.formatter, EcsJsonFormatter):
@@ -126,13 +129,15 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
 
 
 def gunicorn_logconfig(level: str = "INFO") -> dict[str, Any]:
-    """gunicorn's own logs as JSON too (its error log; access logs are ours, one line per request)."""
+    """gunicorn's own logs as JSON too (its error log; access logs are ours, one line per request), with every
+    secret value any live secret provider has seen redacted, like the app's own lines."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "app.monitoring.logging.json_formatter"}},
+        "filters": {"redact_secrets": {"()": "app.secrets.redaction.SecretRedactingFilter"}},
         "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stdout"}},
+                                "stream": "ext://sys.stdout", "filters": ["redact_secrets"]}},
         "loggers": {
             "gunicorn.error": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},

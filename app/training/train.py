@@ -52,12 +52,13 @@ class TrainResult:
     report: str
     grid: list[dict[str, Any]] = field(default_factory=list)
     scoring_cost: dict[str, Any] | None = None  # the registered model's own (app/training/cost.py)
+    bundle: str | None = None  # the local bundle directory the run wrote (registered or not)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "alias": self.alias, "selected": self.selected, "cv": self.cv,
                 "holdout": self.holdout, "threshold": self.threshold, "duration_s": round(self.duration_s, 3),
                 "gate": {"passed": self.gate.passed, "reasons": self.gate.reasons}, "report": self.report,
-                "grid": self.grid, "scoring_cost": self.scoring_cost}
+                "grid": self.grid, "scoring_cost": self.scoring_cost, "bundle": self.bundle}
 
 
 def log(msg: str) -> None:
@@ -74,8 +75,10 @@ def load_and_validate(data_path: Path, schema: DatasetSchema, cfg: TrainingConfi
 
 
 def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: DatasetSchema,
-          promote: str | None = None, progress: bool = True) -> TrainResult:
-    """Run a whole training; raises ValidationFailed on bad data (nothing is registered)."""
+          promote: str | None = None, progress: bool = True, register: bool = True) -> TrainResult:
+    """Run a whole training; raises ValidationFailed on bad data (nothing is registered). ``register=False``
+    trains, gates and reports, and leaves the bundle in a local directory (``TrainResult.bundle``) without
+    writing to the registry (pull-request builds; the champion is still read for the gate's comparison)."""
     t0 = time.perf_counter()
     df = load_and_validate(data_path, schema, cfg)
     feats = schema.feature_names
@@ -149,12 +152,17 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
         y_ho, proba_ho, _importances(bundle))
 
     tags = lineage_tags(schema, data_sha, len(df), bundle, artifact_sha, gate)
-    version, alias = _record(registry, settings, cfg, bundle, run_dir / "bundle", report_dir, tags, gate,
-                             cv, holdout, results, promote)
+    if register:
+        version, alias = _record(registry, settings, cfg, bundle, run_dir / "bundle", report_dir, tags, gate,
+                                 cv, holdout, results, promote)
+    else:
+        version, alias = None, None
+        log(f"not registered (--no-register); bundle in {run_dir / 'bundle'}")
     return TrainResult(version=version, alias=alias, selected={"classifier": best.classifier,
                                                                "sampler": best.sampler, "label": best.label},
                        cv=cv, holdout=holdout, threshold=threshold, duration_s=time.perf_counter() - t0,
-                       gate=gate, report=str(report_path), grid=grid_rows, scoring_cost=cost.to_dict())
+                       gate=gate, report=str(report_path), grid=grid_rows, scoring_cost=cost.to_dict(),
+                       bundle=str(run_dir / "bundle"))
 
 
 def _score_champion(registry: Registry, schema: DatasetSchema, X_ho, y_ho):  # noqa: N803

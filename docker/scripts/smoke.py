@@ -7,7 +7,9 @@ Checks, in order: GET /health answers 200 (retried until --timeout: the containe
 GET /ready answers 200 (a verified model is loaded; retried); POST /predict with one applicant answers 200
 with a prediction, a probability in [0, 1] and the model's name and version (and that version, when
 --expect-version is given); GET /metrics is Prometheus text with credit_score_ series; GET /openapi.json is
-JSON. Prints one line per check; exit 0 when all pass, 1 otherwise. Standard library only.
+JSON. With --public (the URL is the public entry: an Ingress or the proxy), the last two are reversed:
+/metrics, /docs and /openapi.json must NOT answer 200 there. Prints one line per check; exit 0 when all pass, 1
+otherwise. Standard library only.
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ def wait_for(url: str, deadline: float) -> bytes:
         time.sleep(1)
 
 
-def run(base: str, timeout: float, body: dict, expect_version: str | None) -> list[str]:
+INTERNAL_PATHS = ("/metrics", "/docs", "/openapi.json")  # never published through the public entry
+
+
+def run(base: str, timeout: float, body: dict, expect_version: str | None, public: bool = False) -> list[str]:
     base = base.rstrip("/")
     deadline = time.monotonic() + timeout
     done = []
@@ -88,6 +93,14 @@ def run(base: str, timeout: float, body: dict, expect_version: str | None) -> li
     done.append(f"POST /predict 200 prediction={answer['prediction']} probability={p:.4f} "
                 f"model={model['name']} v{model['version']}")
 
+    if public:
+        for path in INTERNAL_PATHS:
+            status, _ = request(f"{base}{path}")
+            if status == 200:
+                raise SmokeFailure(f"GET {path} answered 200 through the public entry (it must not be published)")
+            done.append(f"GET {path} {status} (not published)")
+        return done
+
     status, payload = request(f"{base}/metrics")
     if status != 200 or b"credit_score_" not in payload:
         raise SmokeFailure(f"GET /metrics answered {status} without credit_score_ series")
@@ -107,13 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /health and /ready [120]")
     p.add_argument("--body", help="JSON file with one applicant (default: a built-in valid applicant)")
     p.add_argument("--expect-version", help="fail unless this model version answers")
+    p.add_argument("--public", action="store_true",
+                   help="the URL is the public entry: /metrics, /docs and /openapi.json must not answer 200")
     a = p.parse_args(argv)
     body = APPLICANT
     if a.body:
         with open(a.body) as f:
             body = json.load(f)
     try:
-        for line in run(a.url, a.timeout, body, a.expect_version):
+        for line in run(a.url, a.timeout, body, a.expect_version, a.public):
             print(f"ok   {line}")
     except (SmokeFailure, ValueError) as e:
         print(f"FAIL {e}", file=sys.stderr)

@@ -203,3 +203,18 @@ def test_console_script_trains_and_scores(tmp_path, cli_env, data_csv, tiny_conf
     proc = run_cli(["predict", "-i", inp, "-o", tmp_path / "scored.csv", "-q"], os.environ, check=True)
     assert "scored 300 rows" in proc.stdout
     assert len(pd.read_csv(tmp_path / "scored.csv")) == 300
+
+
+def test_no_register_trains_and_gates_but_writes_nothing_to_the_registry(trained_copy, tiny_config, tmp_path):
+    """A pull-request build (`make train-check`): the same training and gate against the champion, a local
+    bundle, the summary for the termination message; the registry keeps exactly what it had."""
+    before = invoke_cli(["registry", "list", "--json"], check=True).stdout
+    summary = tmp_path / "summary.json"
+    out = json.loads(invoke_cli(["train", "--config", tiny_config, "--data", trained_copy.data, "--json", "-q",
+                                 "--no-register", "--summary-file", summary], check=True).stdout)
+    assert out["version"] is None and out["alias"] is None and out["gate"]["passed"] is True
+    assert (Path(out["bundle"]) / "bundle.json").exists()
+    assert invoke_cli(["registry", "list", "--json"], check=True).stdout == before
+    short = json.loads(summary.read_text())
+    assert set(short) == {"version", "alias", "gate", "selected", "holdout"} and short["gate"] == out["gate"]
+    assert len(summary.read_bytes()) <= 4096

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,8 +16,10 @@ import pytest
 
 from app import jobs
 from app.config import Settings
+from app.config.groups import JOB_ENV_ALLOW
 from app.exit_codes import ExitCode
 from app.jobs import JobBusy, JobStatus, ProcessRunner, outcome_of_exit, parse_train_summary
+from app.jobs.process import job_env
 
 SUMMARY = {"version": "4", "alias": "challenger", "gate": {"passed": False, "reasons": ["roc_auc below 0.9"]},
            "selected": {"label": "xgboost + smote"}, "holdout": {"roc_auc": 0.8}, "grid": []}
@@ -86,7 +89,8 @@ def fake_training(tmp_path, monkeypatch):
     def command(code: str) -> None:
         monkeypatch.setenv("FAKE_TRAIN_COMMAND", json.dumps([sys.executable, "-c", code]))
 
-    settings = Settings(models_dir=tmp_path / "models", reports_dir=tmp_path / "reports")
+    settings = Settings(models_dir=tmp_path / "models", reports_dir=tmp_path / "reports",
+                        job_env_allow=[*JOB_ENV_ALLOW, "FAKE_*"])  # the stand-in's own variables
     runner = ProcessRunner(settings, program="tests.unit.jobs_program")
     started: list[JobStatus] = []
     yield settings, runner, command, observed, started
@@ -112,7 +116,7 @@ def test_a_job_records_the_training_outcome_and_frees_the_lock(fake_training):
     assert st.pid and st.started_by == os.getpid() and st.status == "queued"
     assert wait_until(lambda: not runner.read_status(st.id).unfinished)
     done = runner.read_status(st.id)
-    assert done.status == "gate_failed" and done.exit_code == 3 and done.version == "4"
+    assert done.status == "gate_failed" and done.exit_code == 3 and done.version == "4", done
     assert done.gate == SUMMARY["gate"] and done.started_at and done.finished_at and done.duration_s >= 0
     assert observed.read_text() == "gate_failed\n" and runner.running() is None
     _reap(st.pid)
@@ -150,3 +154,63 @@ def test_a_job_stopped_during_its_start_up_is_recorded_as_failed(fake_training, 
     assert not process_group_alive(st.pid) and runner.running() is None
     got = runner.read_status(st.id)
     assert got.status == "failed" and "before it recorded an outcome" in got.error and not observed.exists()
+
+
+def test_a_killed_job_is_recorded_as_failed_and_its_training_command_is_killed(fake_training):
+    settings, runner, command, observed, started = fake_training
+    command("import time; time.sleep(120)")
+    st = runner.start("api")
+    started.append(st)
+    assert wait_until(lambda: runner.read_status(st.id).status == "running")
+    assert runner.read_status(st.id).status == "running"  # alive: left alone
+    os.kill(st.pid, signal.SIGKILL)  # the OOM killer, say: no handler runs, no status is published
+    _reap(st.pid)
+    got = runner.read_status(st.id)
+    assert got.status == "failed" and "ended without recording an outcome" in got.error and got.finished_at
+    assert wait_until(lambda: not process_group_alive(st.pid)), "the orphaned training command still runs"
+    assert [j.status for j in runner.recent()] == ["failed"]
+    assert runner.running() is None and not observed.exists()
+    nxt = runner.start("api")  # and the next job can start
+    started.append(nxt)
+    assert nxt.id != st.id
+
+
+def test_the_job_environment_is_an_allow_list(tmp_path, monkeypatch):
+    service = {"PATH": "/usr/bin", "LC_ALL": "C.UTF-8", "PROMETHEUS_MULTIPROC_DIR": "/tmp/prom",
+               "CREDIT_SCORE_TRAINING__CV_FOLDS": "3", "CREDIT_SCORE_DATA": "/data/x.csv",
+               "VAULT_TOKEN": "hvs.secret", "CREDIT_SCORE_ADMIN_TOKEN": "admin-secret",
+               "CREDIT_SCORE_FEEDBACK_TOKEN": "feedback-secret", "CREDIT_SCORE_DATABASE_URL": "postgresql://u:p@db/x",
+               "CREDIT_SCORE_VAULT_SECRET_ID": "approle-secret", "MLFLOW_TRACKING_PASSWORD": "mlflow-secret",
+               "AWS_SECRET_ACCESS_KEY": "aws-secret"}
+    settings = Settings(models_dir=tmp_path / "models")
+    env = job_env(settings, service)
+    assert {"PATH", "LC_ALL", "PROMETHEUS_MULTIPROC_DIR", "CREDIT_SCORE_TRAINING__CV_FOLDS",
+            "CREDIT_SCORE_DATA"} <= set(env)
+    assert not any("secret" in v or ":p@" in v for v in env.values()), env
+    assert env["CREDIT_SCORE_MODELS_DIR"] == str(settings.models_dir)
+    # allow-listed on purpose, it passes
+    monkeypatch.setenv("CREDIT_SCORE_JOB_ENV_ALLOW", '["PATH", "MLFLOW_TRACKING_*"]')
+    from app.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        configured = get_settings()
+        assert configured.job_env_allow == ["PATH", "MLFLOW_TRACKING_*"]
+        assert job_env(configured, service)["MLFLOW_TRACKING_PASSWORD"] == "mlflow-secret"
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_job_process_really_gets_the_allow_listed_environment(fake_training, monkeypatch):
+    settings, runner, command, observed, started = fake_training
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.service-token")
+    monkeypatch.setenv("CREDIT_SCORE_ADMIN_TOKEN", "admin-token-of-the-service")
+    dump = observed.with_name("env.json")
+    command(f"import json, os; json.dump(dict(os.environ), open({str(dump)!r}, 'w')); print('{{}}')")
+    st = runner.start("api")
+    started.append(st)
+    assert wait_until(lambda: not runner.read_status(st.id).unfinished)
+    _reap(st.pid)
+    seen = json.loads(dump.read_text())
+    assert "VAULT_TOKEN" not in seen and "CREDIT_SCORE_ADMIN_TOKEN" not in seen
+    assert seen["PATH"] == os.environ["PATH"] and "FAKE_TRAIN_OBSERVED" in seen

@@ -54,3 +54,25 @@ def test_a_prediction_line_is_flushed_with_the_request_line_that_follows_it():
     assert stream.flushes == 0 and stream.getvalue().count("\n") == 1
     handler.handle(_record())
     assert stream.flushes == 1 and stream.getvalue().count("\n") == 2
+
+
+def test_the_root_json_handler_redacts_secrets_from_its_first_line():
+    """configure_logging's handler carries the process-wide redaction filter itself, so a handler set up before
+    (or without) the app factory's Vault provider never writes a secret value a provider has seen."""
+    from app.monitoring.logging import configure_logging
+    from app.secrets.redaction import REDACTED, Redactor, register
+
+    secret = "another-s3cr3t-4567"  # noqa: S105 (a test value)
+    provider = Redactor()
+    provider.remember(secret)
+    register(provider)
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    out = io.StringIO()
+    try:
+        configure_logging("INFO", stream=out)
+        logging.getLogger("credit_score.test").warning("token %s", secret)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert secret not in out.getvalue() and REDACTED in out.getvalue()

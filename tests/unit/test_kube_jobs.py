@@ -1,7 +1,7 @@
 """The Kubernetes retrain runner (app/jobs/kubernetes.py) against a stand-in for the Kubernetes API on 127.0.0.1.
 
 No cluster runs here: the stand-in implements the few REST calls the runner makes (CronJob get, Job list / create
-/ delete, pod list and log) with label selectors, and serves our real CronJob (kubernetes/base). It proves the
+/ delete, pod list) with label selectors, and serves our real CronJob (kubernetes/base). It proves the
 runner's requests and its reading of Job states, not a cluster's behaviour.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -17,7 +18,8 @@ import yaml
 
 from app import jobs
 from app.config import PROJECT_ROOT, Settings
-from app.jobs.kubernetes import JOB_ID_LABEL, KubeError, job_from_template
+from app.jobs.kubernetes import DEADLINE_GRACE_S, JOB_ID_LABEL, KubeError, job_from_template
+from app.jobs.summary import format_train_summary
 from tests.tools import free_port
 
 NS = "credit-score"
@@ -29,14 +31,14 @@ class FakeKube:
     def __init__(self):
         self.jobs: dict[str, dict] = {}
         self.pods: dict[str, dict] = {}
-        self.logs: dict[str, str] = {}
         self.calls: list[tuple[str, str, str | None]] = []
         self.on_create = None  # hook: another pod creating a Job at the same moment
-        self.clock = 0
+        self.clock = int(time.time()) - 60
 
     def stamp(self) -> str:
+        """Creation times a second apart, a minute ago (the runner compares them with now: deadlines)."""
         self.clock += 1
-        return f"2026-11-23T10:00:{self.clock:02d}Z"
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock))
 
     def select(self, items, selector: str | None):
         if not selector:
@@ -87,10 +89,8 @@ def kube():
             if u.path.startswith(f"{base}/jobs/") and method == "DELETE":
                 fake.jobs.pop(u.path.rsplit("/", 1)[1], None)
                 return self._send(200, {"status": "Success"})
-            if u.path == f"/api/v1/namespaces/{NS}/pods":
+            if u.path == f"/api/v1/namespaces/{NS}/pods" and method == "GET":
                 return self._send(200, {"items": fake.select(fake.pods.values(), q.get("labelSelector"))})
-            if u.path.endswith("/log"):
-                return self._send(200, fake.logs.get(u.path.split("/")[-2], ""))
             return self._send(404, {"message": "not found"})
 
         def do_GET(self):  # noqa: N802
@@ -158,20 +158,57 @@ def test_two_pods_at_the_same_moment_leave_one_job(kube, kube_settings):
     assert busy.value.running == "other" and list(kube.jobs) == ["credit-score-retrain-other"]
 
 
-def test_status_follows_the_job_and_reads_the_result_from_the_pod_log(kube, kube_settings):
+def test_status_follows_the_job_and_reads_the_result_from_the_termination_message(kube, kube_settings):
     st = jobs.start(kube_settings, reason="api")
     name = st["kubernetes_job"]
     assert jobs.read_status(kube_settings, st["id"])["status"] == "queued"
-    kube.jobs[name]["status"] = {"active": 1, "startTime": "2026-11-23T10:01:00Z"}
+    kube.jobs[name]["status"] = {"active": 1, "startTime": kube.stamp()}
     assert jobs.read_status(kube_settings, st["id"])["status"] == "running"
     _finish(kube, name, "Complete")
-    kube.pods["p1"] = {"metadata": {"name": "p1", "labels": {"job-name": name}, "creationTimestamp": "x"}}
-    summary = {"version": "7", "alias": "challenger", "gate": {"passed": True, "reasons": []}}
-    kube.logs["p1"] = "training...\n" + json.dumps(summary) + '\n{"message": "done", "log.level": "info"}\n'
+    # what `credit-score train --summary-file /dev/termination-log` leaves (a 4 KiB message at most)
+    result = {"version": "7", "alias": "challenger", "gate": {"passed": True, "reasons": []},
+              "selected": {"label": "xgboost+none"}, "holdout": {f"m{i}": 0.5 for i in range(400)},
+              "grid": [{"row": "x" * 100}] * 100}
+    message = format_train_summary(result)
+    assert len(message.encode()) <= 4096
+    kube.pods["p1"] = {"metadata": {"name": "p1", "labels": {"job-name": name}, "creationTimestamp": "x"},
+                       "status": {"containerStatuses": [
+                           {"name": "vault-agent", "state": {"terminated": {"message": "not ours"}}},
+                           {"name": "train", "state": {"terminated": {"exitCode": 0, "message": message}}}]}}
     done = jobs.read_status(kube_settings, st["id"])
     assert done["status"] == "succeeded" and done["version"] == "7" and done["gate"]["passed"] is True
+    assert done["selected"] == {"label": "xgboost+none"}
     assert done["finished_at"] == "2026-11-23T10:09:00Z"
     assert jobs.read_status(kube_settings, "0123abcd") is None
+    # no pod log is ever read (the Role has no pods/log)
+    assert not any(path.endswith("/log") for _, path, _ in kube.calls)
+
+
+def test_a_job_whose_pod_is_gone_is_failed_after_its_deadline_not_running_for_ever(kube, kube_settings):
+    st = jobs.start(kube_settings, reason="api")
+    job = kube.jobs[st["kubernetes_job"]]
+    deadline = job["spec"]["activeDeadlineSeconds"]
+    started = time.time() - deadline - DEADLINE_GRACE_S + 30
+    job["status"] = {"startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}  # no active pod
+    assert jobs.read_status(kube_settings, st["id"])["status"] == "running"
+    started -= 60
+    job["status"] = {"startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
+    gone = jobs.read_status(kube_settings, st["id"])
+    assert gone["status"] == "failed" and "after the Job's deadline" in gone["error"]
+    # and it no longer blocks the next retrain
+    assert jobs.start(kube_settings, reason="api")["id"] != st["id"]
+
+
+def test_the_job_environment_is_the_templates_never_the_services(kube, kube_settings, monkeypatch):
+    for name in ("VAULT_TOKEN", "CREDIT_SCORE_ADMIN_TOKEN", "CREDIT_SCORE_FEEDBACK_TOKEN",
+                 "CREDIT_SCORE_DATABASE_URL"):
+        monkeypatch.setenv(name, "secret-of-the-serving-pod")
+    st = jobs.start(kube_settings, reason="api")
+    (c,) = kube.jobs[st["kubernetes_job"]]["spec"]["template"]["spec"]["containers"]
+    (tmpl,) = CRON["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert c["env"] == [*tmpl.get("env", []), {"name": "CREDIT_SCORE_JOB_ID", "value": st["id"]}]
+    assert c["envFrom"] == tmpl["envFrom"]
+    assert "secret-of-the-serving-pod" not in json.dumps(kube.jobs)
 
 
 @pytest.mark.parametrize(("message", "expected"), [

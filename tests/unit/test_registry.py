@@ -109,3 +109,32 @@ def test_random_forest_bundle_roundtrip(schema, small_frame, tmp_path):
     assert (tmp_path / "rf" / "model.skops").exists()
     X = small_frame[schema.feature_names].to_numpy(dtype=float)[:10]
     assert np.allclose(load_bundle(tmp_path / "rf", sha).predict_proba(X), b.predict_proba(X))
+
+
+def test_release_promotion_takes_only_the_version_the_build_registered(settings, bundle, tmp_path):
+    """`registry promote N --alias champion --expect-challenger N` (make promote-production): N becomes champion
+    only while challenger still points at N; a challenger moved meanwhile is refused and nothing changes."""
+    from tests.cli_runner import invoke_cli
+
+    reg = Registry(settings)
+    v1, v2, v3 = (register_bundle(settings, bundle, tmp_path) for _ in range(3))
+    reg.promote(v1, "champion")
+    reg.promote(v2, "challenger")  # this build registered v2 ...
+    reg.promote(v3, "challenger")  # ... and someone moved the alias to v3 before the approval
+    env = {"CREDIT_SCORE_MODELS_DIR": str(settings.models_dir), "CREDIT_SCORE_REPORTS_DIR": str(tmp_path / "r")}
+    moved = invoke_cli(["registry", "promote", v2, "--alias", "champion", "--expect-challenger", v2], env=env)
+    assert moved.returncode != 0 and "challenger alias points at version 3, not 2" in moved.stderr, moved
+    assert reg.alias_version("champion") == v1 and reg.alias_version("challenger") == v3
+    with pytest.raises(RegistryError, match="points at no version"):
+        reg.client.delete_registered_model_alias(reg.name, "challenger")
+        reg.promote_registered(v2, v2)
+    reg.promote(v2, "challenger")
+    ok = invoke_cli(["registry", "promote", v2, "--alias", "champion", "--expect-challenger", v2], env=env)
+    assert ok.returncode == 0 and "champion -> v2" in ok.stdout, ok
+    assert reg.alias_version("champion") == v2 and reg.alias_version("challenger") is None
+    again = invoke_cli(["registry", "promote", v2, "--alias", "champion", "--expect-challenger", v2], env=env)
+    assert again.returncode == 0 and "already is v2" in again.stdout  # a re-run of the stage is harmless
+    for bad in (["--alias", "challenger", "--expect-challenger", v2], ["--alias", "champion", "--force",
+                                                                       "--expect-challenger", v2]):
+        r = invoke_cli(["registry", "promote", v2, *bad], env=env)
+        assert r.returncode == 2 and "--expect-challenger goes with" in r.stderr, r

@@ -149,7 +149,7 @@ def test_pipeline_shape():
     assert re.search(r"post\s*\{\s*always\s*\{\s*junit\b[^}]*archiveArtifacts", text, re.S)
     promote = blocks["Promote to production"]
     assert re.search(r"input\s*\{[^}]*submitter", promote, re.S), "production needs an input approval"
-    for name in ("Train", "Quality gate"):
+    for name in ("Train", "Train without registering", "Quality gate"):
         assert "changeset 'data/**'" in blocks[name] and "changeset 'app/training/**'" in blocks[name]
         assert "params.FORCE_TRAIN" in blocks[name]
     assert "make push PUBLISH=" in blocks["Push"]
@@ -186,3 +186,108 @@ def test_casc_has_no_secret_values():
     for key in ("password", "secretId", "roleId", "token"):
         for m in re.finditer(rf"^\s*{key}:\s*(\S+)", text, re.M):
             assert m.group(1).strip('"').startswith("${"), f"{key} has a literal value in casc.yaml"
+
+
+# ---- release rules (issue 15): who registers, what is promoted, who approves -----------------------------------
+
+def when_block(body: str) -> str:
+    m = re.search(r"when\s*\{", body)
+    if not m:
+        return ""
+    depth, i = 1, m.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(body[i], 0)
+        i += 1
+    return body[m.end():i - 1]
+
+
+def release_regexes(text: str) -> tuple[str, str]:
+    """(branch name, tag pattern) of isRelease() in the Jenkinsfile."""
+    body = re.search(r"boolean isRelease\(\)\s*\{(.*?)\n\}", text, re.S).group(1)
+    branch = re.search(r"env\.BRANCH_NAME == '([^']+)'", body).group(1)
+    tag = re.search(r"env\.TAG_NAME \?: ''\) ==~ /([^/]+)/", body).group(1)
+    return branch, tag
+
+
+def test_only_main_and_release_tags_are_release_builds():
+    branch, tag = release_regexes(JENKINSFILE.read_text())
+    assert branch == "main"
+    for name in ("v1.2.3", "v10.0.12"):
+        assert re.fullmatch(tag, name), name
+    for name in ("v1.2", "release-1.2.3", "v1.2.3-rc1", "main", "PR-12", "v1.2.3; rm -rf"):
+        assert not re.fullmatch(tag, name), name
+
+
+def test_registry_and_deploy_credentials_are_bound_on_release_builds_only():
+    blocks = stage_blocks(JENKINSFILE.read_text())
+    leaf = {name: body for name, body in blocks.items() if "stage(" not in body}
+    privileged = {name for name, body in leaf.items()
+                  if re.search(r"(mlflowCredentials|deployCredentials)\(", body)}
+    assert {"Train", "Deploy to staging", "Smoke test staging", "Promote to production",
+            "Smoke test production"} <= privileged, privileged
+    for name in privileged:
+        assert "expression { return isRelease() }" in when_block(leaf[name]), f"{name} runs on any branch"
+    train, check = leaf["Train"], leaf["Train without registering"]
+    assert make_calls(train) == ["train-ci"] and make_calls(check) == ["train-check"]
+    assert "expression { return !isRelease() }" in when_block(check)
+    assert "withCredentials" not in check, "a branch/pull-request build must not see registry credentials"
+    # the release build keeps the number of the version it registered for the promotion
+    assert re.search(r"env\.MODEL_VERSION = readFile\('reports/registered-version'\)", train)
+    promote = leaf["Promote to production"]
+    assert make_calls(promote) == ["promote-production"] and "MODEL_VERSION=${env.MODEL_VERSION" in promote
+
+
+def makefile_recipe(target: str) -> str:
+    text = MAKEFILE.read_text()
+    m = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)+)", text, re.M)
+    assert m, target
+    return m.group(1)
+
+
+def test_make_targets_register_only_in_train_ci_and_promote_the_recorded_version():
+    check, release = makefile_recipe("train-check"), makefile_recipe("train-ci")
+    assert "--no-register" in check and "--promote" not in check
+    assert "--no-register" not in release and "reports/registered-version" in release
+    promote = makefile_recipe("promote-production")
+    assert "registry promote $(MODEL_VERSION) --alias champion --expect-challenger $(MODEL_VERSION)" in promote
+    assert "promote challenger" not in promote, "promotes whatever the challenger alias points at"
+
+
+def test_make_promote_production_refuses_a_version_that_is_not_a_number():
+    make = which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    bad = subprocess.run([make, "-s", "-o", "setup-dev", "promote-production", "MODEL_VERSION=2;id", "BIN=/bin",
+                          "DEPLOY_PATH=none"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "MODEL_VERSION must be a version number" in bad.stderr, bad.stderr
+    # a number passes the check and goes on to the deploy (here refused: DEPLOY_PATH=none)
+    good = subprocess.run([make, "-s", "-o", "setup-dev", "promote-production", "MODEL_VERSION=12", "BIN=/bin",
+                           "DEPLOY_PATH=none"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert "MODEL_VERSION must be" not in good.stderr and "DEPLOY_PATH must be" in good.stderr, good.stderr
+
+
+def test_production_approval_is_restricted_to_a_group_the_authorization_strategy_enforces():
+    text = JENKINSFILE.read_text()
+    promote = stage_blocks(text)["Promote to production"]
+    submitter = re.search(r"input\s*\{[^}]*submitter '([^']+)'", promote, re.S).group(1)
+    casc = yaml.safe_load((JENKINS / "casc.yaml").read_text())
+    strategy = casc["jenkins"]["authorizationStrategy"]
+    # these make every logged-in (or every) user an administrator, who may answer any input: submitter is void
+    assert set(strategy) == {"globalMatrix"}, f"authorization strategy {set(strategy)} ignores the submitter"
+    entries = strategy["globalMatrix"]["entries"]
+    perms: dict[tuple[str, str], set[str]] = {}
+    for e in entries:
+        (kind, spec), = e.items()
+        perms[(kind, spec["name"])] = set(spec.get("permissions", []))
+    assert ("group", submitter) in perms, f"the submitter group {submitter!r} has no entry in casc.yaml"
+    assert "Job/Build" in perms[("group", submitter)]
+    admins = [k for k, p in perms.items() if "Overall/Administer" in p]
+    assert admins and all(kind == "group" and name != submitter for kind, name in admins), admins
+    assert not any(name in ("authenticated", "anonymous") and p for (kind, name), p in perms.items()), \
+        "every logged-in (or anonymous) user gets rights"
+    # groups need a realm that has them (Jenkins' own user database has none)
+    realm = casc["jenkins"]["securityRealm"]
+    assert "ldap" in realm and realm["ldap"]["configurations"][0].get("groupSearchBase")
+    plugins = (JENKINS / "plugins.txt").read_text().split()
+    assert "matrix-auth" in plugins and "ldap" in plugins
+    assert "gitHubTagDiscovery" in casc["jobs"][0]["script"], "release tags are never built"

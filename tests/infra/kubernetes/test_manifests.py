@@ -409,18 +409,22 @@ def test_vault_components(rendered):
 
 
 def test_vault_agent_env_file_is_valid_shell(rendered, tmp_path):
-    """The agent's template, with values substituted as the agent would, sourced by /bin/sh as the container
-    does: every value arrives intact, special characters included (only a single quote would break it)."""
+    """The agent's template, with values substituted as the agent would (its replaceAll escaping included),
+    sourced by /bin/sh as the container does: every value arrives intact, quotes and command substitutions
+    included, and nothing in a value runs. (The real agent renders it in tests/infra/vault/test_agent_template.py.)"""
     tpl = one(rendered["all-components"], "Deployment", "credit-score-blue")["spec"]["template"]
     template = tpl["metadata"]["annotations"]["vault.hashicorp.com/agent-inject-template-credit-score.env"]
-    values = {"admin_token": "a" * 48, "feedback_token": "f$HOME`id`", "database_url": "postgresql://u:p@s\\x:5432/d?a=1&b=2",
-              "mlflow_username": "ml flow", "mlflow_password": 'p"w;$(echo x)'}
+    values = {"admin_token": "a" * 48, "feedback_token": "f$HOME`id`", "database_url": "postgresql://u:p'w@s\\x:5432/d?a=1&b=2",
+              "mlflow_username": "ml flow", "mlflow_password": "p\"w';$(touch pwned)'"}
     text = re.sub(r"{{-? with .* -?}}|{{-? end -?}}", "", template)
-    text = re.sub(r"{{ \.Data\.data\.(\w+) }}", lambda m: values[m.group(1)], text)
+    escaped = r"""{{ \.Data\.data\.(\w+) \| replaceAll "'" "'\\\\''" }}"""
+    assert len(re.findall(escaped, text)) == 5, text
+    text = re.sub(escaped, lambda m: values[m.group(1)].replace("'", "'\\''"), text)
     env_file = tmp_path / "credit-score.env"
     env_file.write_text(text)
     proc = subprocess.run(["/bin/sh", "-c", f". {env_file} && exec env"], capture_output=True, text=True,
-                          timeout=10, env={"PATH": "/usr/bin:/bin"})
+                          timeout=10, env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+    assert not (tmp_path / "pwned").exists(), "a value ran as a command"
     assert proc.returncode == 0, proc.stderr
     env = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     assert env["CREDIT_SCORE_ADMIN_TOKEN"] == values["admin_token"]

@@ -3,6 +3,8 @@ non-default mounts and paths."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import hvac
 import pytest
 
@@ -147,3 +149,42 @@ def test_setup_fails_clearly_without_a_usable_token(server):
     out = h.run_setup(server.addr, server.root_token, server.workdir / "setup.log",
                       {"CREDIT_SCORE_VAULT_PATH": "bad path"}, check=False)
     assert out.returncode != 0 and "APP_PATH=bad path" in out.stderr
+
+
+def test_approle_secret_ids_are_short_lived_counted_and_bound_to_networks(server):
+    """The defaults: secret IDs live a week, allow a bounded number of logins, and work (with their tokens) from
+    this host only until the operator names the app hosts' and Jenkins' networks; each bound is enforced."""
+    log = server.workdir / "setup.log"
+    out = h.run_setup(server.addr, server.root_token, log)
+    root = server.client()
+    app = root.read("auth/approle/role/credit-score-app")["data"]
+    cicd = root.read("auth/approle/role/credit-score-cicd")["data"]
+    assert app["secret_id_ttl"] == 7 * 24 * 3600 and cicd["secret_id_ttl"] == 7 * 24 * 3600
+    assert app["secret_id_num_uses"] == 100 and cicd["secret_id_num_uses"] == 1000
+    for role in (app, cicd):  # (OpenBao shows a /32 token bound as the bare address)
+        for key in ("secret_id_bound_cidrs", "token_bound_cidrs"):
+            assert [str(ipaddress.ip_network(c)) for c in role[key]] == ["127.0.0.1/32"], (key, role[key])
+    assert "secret IDs 168h, 100 logins, from 127.0.0.1/32" in out.stdout
+    login(server, "credit-score-app")  # from 127.0.0.1: allowed
+
+    # the use count is enforced: two logins, then the secret ID is spent
+    h.run_setup(server.addr, server.root_token, log, {"CREDIT_SCORE_APP_SECRET_ID_NUM_USES": "2"})
+    role_id, secret_id = h.approle_credentials(server)
+    for _ in range(2):
+        h.remember(server.client("unused").auth.approle.login(role_id=role_id, secret_id=secret_id)
+                   ["auth"]["client_token"])
+    with pytest.raises(hvac.exceptions.VaultError):
+        server.client("unused").auth.approle.login(role_id=role_id, secret_id=secret_id)
+
+    # the network binding is enforced: bound elsewhere, a login from here is refused
+    h.run_setup(server.addr, server.root_token, log, {"CREDIT_SCORE_APP_BOUND_CIDRS": "10.255.255.0/24"})
+    with pytest.raises(hvac.exceptions.VaultError):
+        login(server, "credit-score-app")
+
+    # "any" is a conscious choice (a warning); nonsense and unlimited uses are refused
+    anyw = h.run_setup(server.addr, server.root_token, log, {"CREDIT_SCORE_CICD_BOUND_CIDRS": "any"})
+    assert "CICD_BOUND_CIDRS=any" in anyw.stderr
+    assert not root.read("auth/approle/role/credit-score-cicd")["data"].get("secret_id_bound_cidrs")
+    for env in ({"CREDIT_SCORE_APP_SECRET_ID_NUM_USES": "0"}, {"CREDIT_SCORE_APP_BOUND_CIDRS": "everyone"}):
+        bad = h.run_setup(server.addr, server.root_token, log, env, check=False)
+        assert bad.returncode != 0 and "setup.sh: error:" in bad.stderr, bad.stderr
