@@ -25,10 +25,11 @@ import pytest
 import requests
 
 from app import create_app
+from app.cli.common import use_registry_credentials
 from app.config import PROJECT_ROOT, Settings
 from app.registry import Registry
 from app.registry_access import Account, provision
-from app.secrets import VaultSettings, build_provider, export_mlflow_credentials
+from app.secrets import VaultSettings, build_provider
 from tests.helpers import fit_bundle, register_bundle
 from tests.infra.vault import helpers as vault
 from tests.tools import free_port
@@ -144,14 +145,14 @@ def test_reader_loads_but_cannot_write_and_anonymous_is_refused(mlflow_auth, bao
     root.sys.create_or_update_policy("credit-score-app", policy)
     app_token = root.auth.token.create(policies=["credit-score-app"], ttl="10m")["auth"]["client_token"]
 
-    # training: the writer's credentials from Vault, handed to MLflow's client; registers and promotes
+    # training: the writer's credentials from Vault (as every `credit-score` command gets them), handed to
+    # MLflow's client; registers and promotes
     writer_env = vault_env(bao, bao.root_token, CREDIT_SCORE_VAULT_SECRETS=(
         "mlflow_username=credit-score/mlflow-writer#username,mlflow_password=credit-score/mlflow-writer#password"))
-    training = build_provider(VaultSettings.from_env(writer_env))
-    try:
-        assert export_mlflow_credentials(training)
-    finally:
-        training.close()
+    with pytest.MonkeyPatch.context() as training:
+        for name, value in writer_env.items():
+            training.setenv(name, value)
+        use_registry_credentials()
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == writer.username
     version = register_bundle(settings, fit_bundle(schema, small_frame.head(600)), tmp_path)
     Registry(settings).promote(version, "champion")
