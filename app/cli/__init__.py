@@ -25,9 +25,11 @@ __all__ = ["EXIT_USAGE", "CliError", "cli", "main", "resolve_data"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="credit-score-mlops", prog_name="credit-score")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Credit-risk models: data, training, registry and batch scoring."""
-    use_registry_credentials()
+    if ctx.invoked_subcommand not in ("serve", "data"):  # serve: each worker reads its own (app.create_app)
+        use_registry_credentials()
 
 
 for _command in (data_group, train_command, registry_group, predict_command, monitor_command, abtest_group,

@@ -56,7 +56,10 @@ def use_registry_credentials() -> None:
 
     from app.secrets import VaultSettings, build_provider, export_mlflow_credentials
 
-    vs = VaultSettings.from_env()
+    try:
+        vs = VaultSettings.from_env()
+    except ValueError:  # invalid Vault settings (pydantic's ValidationError too): `serve` reports them itself
+        return
     if vs.auth == "none":
         return
     provider = build_provider(vs)
