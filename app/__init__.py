@@ -6,6 +6,7 @@ application is built by :func:`create_app` (gunicorn: ``app:create_app()``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from app.version import __version__
@@ -18,7 +19,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, manager=None, secre
 
     Settings come from their defaults, then the environment (``CREDIT_SCORE_*``), then ``test_config``
     (keys of :class:`app.config.Settings`). ``manager`` replaces the registry-backed model manager and
-    ``secrets`` the secret provider (tests); ``start_reload=False`` skips the alias-polling thread.
+    ``secrets`` the secret provider (tests); ``start_reload=False`` skips the alias-polling thread. With a
+    secret provider, the MLflow user it holds (the read-only one) is handed to MLflow's client before every
+    registry check (:mod:`app.secrets.mlflow_credentials`).
     """
     from flask import Flask
 
@@ -27,6 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, manager=None, secre
     from app.api.state import ServiceState
     from app.config import Settings
     from app.monitoring.logging import configure_logging
+    from app.secrets.mlflow_credentials import export_mlflow_credentials
 
     settings = Settings(**(test_config or {}))
     configure_logging(settings.log_level)
@@ -37,6 +41,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, manager=None, secre
     app.json = OrjsonProvider(app)
     app.json.sort_keys = False
     state = ServiceState.create(settings, manager=manager, secrets=secrets)
+    if secrets is not None:  # the registry's read-only user, from Vault, before every alias check (rotation)
+        state.manager.before_check = functools.partial(export_mlflow_credentials, secrets)
     app.extensions["credit_score"] = state
     register_blueprints(app)
     state.manager.boot()

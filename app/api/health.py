@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from app.api.state import state
 from app.monitoring.metrics import exposition, metrics
+from app.serving.reload import NO_CHAMPION
 
 bp = Blueprint("health", __name__)
 
@@ -19,17 +20,17 @@ def live():
 @bp.get("/ready")
 @bp.get("/v2/health/ready")
 def ready():
+    """200 with the champion's name and version, else 503 with a short reason class (``secrets unavailable``,
+    ``registry unavailable``, ``model refused``, ``no champion``): never a path, an address or an error's text,
+    which stay in the logs."""
     st = state()
     mgr = st.manager
     champ = mgr.snapshot().champion
     metrics().model_loaded.set(1 if champ else 0)
     if st.secrets is not None and st.settings.env == "production" and not st.secrets.healthy:
-        reason = st.secrets.status().get("last_error") or "secrets unavailable"
-        return jsonify(status="not ready", ready=False, reason=f"vault: {reason}"), 503
+        return jsonify(status="not ready", ready=False, reason="secrets unavailable"), 503
     if champ is None:
-        body = {"status": "not ready", "ready": False,
-                "reason": mgr.last_error or "no champion model is registered yet"}
-        return jsonify(body), 503
+        return jsonify(status="not ready", ready=False, reason=mgr.last_error or NO_CHAMPION), 503
     return jsonify(status="ready", ready=True, model={"name": champ.name, "version": champ.version})
 
 

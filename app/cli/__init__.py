@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from app.cli.bootstrap import bootstrap_command
-from app.cli.common import EXIT_USAGE, CliError, first_line, resolve_data
+from app.cli.common import EXIT_USAGE, CliError, first_line, resolve_data, use_registry_credentials
 from app.cli.data import data_group
 from app.cli.monitor import abtest_group, monitor_command
 from app.cli.predict import predict_command
@@ -25,8 +25,11 @@ __all__ = ["EXIT_USAGE", "CliError", "cli", "main", "resolve_data"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="credit-score-mlops", prog_name="credit-score")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Credit-risk models: data, training, registry and batch scoring."""
+    if ctx.invoked_subcommand not in ("serve", "data"):  # serve: each worker reads its own (app.create_app)
+        use_registry_credentials()
 
 
 for _command in (data_group, train_command, registry_group, predict_command, monitor_command, abtest_group,

@@ -47,6 +47,29 @@ def resolve_data(data: str | None, settings: Settings, quiet: bool = False) -> P
     return path
 
 
+def use_registry_credentials() -> None:
+    """When Vault is configured (``CREDIT_SCORE_VAULT_AUTH`` other than ``none``), hand the MLflow user it holds
+    to MLflow's client for this command (training and registry commands: the writer, by pointing
+    ``mlflow_username``/``mlflow_password`` at its path with ``CREDIT_SCORE_VAULT_SECRETS``). Vault unavailable:
+    a warning, and the command goes on with whatever MLflow variables it has (the server refuses it if none)."""
+    import logging
+
+    from app.secrets import VaultSettings, build_provider, export_mlflow_credentials
+
+    try:
+        vs = VaultSettings.from_env()
+    except ValueError:  # invalid Vault settings (pydantic's ValidationError too): `serve` reports them itself
+        return
+    if vs.auth == "none":
+        return
+    provider = build_provider(vs)
+    try:
+        if not export_mlflow_credentials(provider):
+            logging.getLogger("credit_score.cli").warning("MLflow credentials unavailable from Vault")
+    finally:
+        provider.close()
+
+
 def open_registry():
     """The model registry of the configured settings."""
     from app.registry import Registry

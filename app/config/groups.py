@@ -68,6 +68,10 @@ class ServingSettings(BaseModel):
     # s a booting worker retries its first check while the registry cannot be read (a sibling creating the
     # store's tables, a registry still starting) before it serves without a model
     boot_wait: float = Field(default=15.0, ge=0)
+    # a version that failed to load is not tried again for this many seconds, doubled after every further
+    # failure up to refused_retry_max: a broken version costs one attempt per back-off, not one per poll
+    refused_retry_min: float = Field(default=60.0, gt=0)
+    refused_retry_max: float = Field(default=3600.0, gt=0)
     explain: Literal["fast", "exact"] = "fast"  # reason codes: approximate (Saabas) or exact TreeSHAP
     reason_codes: int = 4  # how many reason codes per prediction
     extra_fields: Literal["reject", "ignore"] = "reject"  # unknown request fields

@@ -45,6 +45,7 @@ The package, by responsibility
     :mod:`app.secrets.fallback`    the environment variables that may hold each secret.
     :mod:`app.secrets.redaction`   remembering secret values; :func:`redact`; :class:`SecretRedactingFilter`.
     :mod:`app.secrets.errors`      :class:`SecretsUnavailable` and the messages for failed Vault calls.
+    :mod:`app.secrets.mlflow_credentials`  the MLflow user's credentials handed to MLflow's client.
     :mod:`app.secrets.cli`         ``python -m app.secrets check``.
 """
 
@@ -57,12 +58,14 @@ from app.config.vault import DEFAULT_K8S_TOKEN_PATH, VaultSettings
 from app.secrets.cli import main
 from app.secrets.errors import SecretsUnavailable
 from app.secrets.fallback import SECRET_NAMES, env_names
+from app.secrets.mlflow_credentials import export_mlflow_credentials
 from app.secrets.provider import SecretProvider
 from app.secrets.redaction import REDACTED, SecretRedactingFilter, redact
 
 __all__ = [
     "DEFAULT_K8S_TOKEN_PATH", "REDACTED", "SECRET_NAMES", "SecretProvider", "SecretRedactingFilter",
-    "SecretsUnavailable", "VaultSettings", "build_provider", "env_names", "main", "redact",
+    "SecretsUnavailable", "VaultSettings", "build_provider", "env_names", "export_mlflow_credentials", "main",
+    "redact",
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,6 +174,32 @@ def test_hot_reload_under_load_and_tampered_version_refused(server, schema, smal
     assert refused and refused[0]["model.version"] == v3 and "refusing to load" in refused[0]["error.message"]
     metrics = http("GET", s.base + "/metrics")[1].decode()
     assert 'credit_score_model_reloads_total{alias="champion",outcome="refused"}' in metrics
+
+
+def test_fresh_start_with_a_broken_challenger_serves_the_champion(store, schema, small_frame):
+    """Acceptance 6: the challenger's artifacts are gone (MLflow raises MlflowException, not a BundleError):
+    a fresh gunicorn start boots both workers, serves the champion, refuses and counts the challenger."""
+    tmp, settings = store
+    reg = Registry(settings)
+    v2 = register_bundle(settings, fit_bundle(schema, small_frame.head(600), seed=3), tmp)
+    shutil.rmtree(Path(reg.client.get_model_version_download_uri(settings.model_name, v2).removeprefix("file://")))
+    reg.promote(v2, "challenger")
+    s = Server(server_env(tmp, CREDIT_SCORE_AB_MODE="shadow"), free_port(), tmp / "server.log")
+    try:
+        status, body, _ = http("GET", s.base + "/ready")
+        assert status == 200 and json.loads(body)["model"]["version"] == "1"
+        for _ in range(10):  # both workers: every answer from the champion, none a 5xx
+            status, body, _ = http("POST", s.base + "/predict", ROW)
+            assert status == 200 and json.loads(body)["model"]["version"] == "1"
+        metrics = http("GET", s.base + "/metrics")[1].decode()
+        assert 'credit_score_model_reloads_total{alias="challenger",outcome="refused"}' in metrics
+    finally:
+        s.stop()
+    refused = [json.loads(x) for x in s.log.read_text().splitlines()
+               if x.startswith("{") and '"refused model version"' in x]
+    assert refused and {r["model.version"] for r in refused} == {v2}
+    assert {r["error.type"] for r in refused} == {"MlflowException"}
+    assert s.proc.returncode == 0  # no worker failed to boot (gunicorn exits non-zero when one does)
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(server):

@@ -22,3 +22,10 @@ path "secret/data/credit-score/app" {
 path "secret/metadata/credit-score/app" {
   capabilities = ["deny"]
 }
+
+# The MLflow registry's writer (EDIT on the experiment and the model: app/registry_access.py), for the Train
+# stage: `CREDIT_SCORE_VAULT_SECRETS=mlflow_username=credit-score/mlflow-writer#username,mlflow_password=...`.
+# Read only; the service's own MLflow user (the read-only reader) stays in credit-score/app, denied above.
+path "secret/data/credit-score/mlflow-writer" {
+  capabilities = ["read"]
+}

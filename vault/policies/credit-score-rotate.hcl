@@ -9,3 +9,12 @@ path "secret/data/credit-score/app" {
 path "secret/metadata/credit-score/app" {
   capabilities = ["read"]
 }
+
+# the MLflow registry writer's credentials (read by Jenkins' Train stage; the service never reads them)
+path "secret/data/credit-score/mlflow-writer" {
+  capabilities = ["create", "update", "patch", "read"]
+}
+
+path "secret/metadata/credit-score/mlflow-writer" {
+  capabilities = ["read"]
+}

@@ -35,7 +35,9 @@ from tests.tools import free_port, which
 
 COMPOSE = PROJECT_ROOT / "docker" / "docker-compose.yml"
 LINT = PROJECT_ROOT / "docker" / "scripts" / "lint-compose.sh"
-REQUIRED = {"OPENBAO_DEV_ROOT_TOKEN": "t", "ELASTIC_PASSWORD": "p", "KIBANA_SYSTEM_PASSWORD": "k"}
+REQUIRED = {"OPENBAO_DEV_ROOT_TOKEN": "t", "ELASTIC_PASSWORD": "p", "KIBANA_SYSTEM_PASSWORD": "k",
+            "MLFLOW_ADMIN_PASSWORD": "a", "MLFLOW_FLASK_SECRET_KEY": "f", "MLFLOW_WRITER_PASSWORD": "w",
+            "MLFLOW_READER_PASSWORD": "r"}
 
 
 def podman_compose() -> str:
@@ -61,10 +63,17 @@ def test_compose_config_renders_every_service():
     assert cs["read_only"] is True and cs["user"] == "10001:10001"
     assert cs["depends_on"]["mlflow"]["condition"] == "service_healthy"
     assert cs["depends_on"]["openbao-seed"]["condition"] == "service_completed_successfully"
+    assert cs["depends_on"]["mlflow-users"]["condition"] == "service_completed_successfully"
+    # MLflow runs its basic-auth app with the project's config, no password in it; the train job is the writer
+    ml = services["mlflow"]
+    assert "--app-name=basic-auth" in ml["command"] and ml["environment"]["MLFLOW_AUTH_CONFIG_PATH"]
+    assert ml["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == REQUIRED["MLFLOW_ADMIN_PASSWORD"]
+    assert services["train"]["environment"]["MLFLOW_TRACKING_USERNAME"] == "credit-score-writer"
+    assert "MLFLOW_TRACKING_PASSWORD" not in cs.get("environment", {})  # the service's user comes from OpenBao
     for name, svc in services.items():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
-        if name not in ("openbao-seed", "elasticsearch-setup", "train"):
+        if name not in ("openbao-seed", "elasticsearch-setup", "train", "mlflow-users"):
             assert "healthcheck" in svc, f"{name} has no healthcheck"
 
 
@@ -150,7 +159,8 @@ def test_service_openbao_and_mlflow_start_and_answer(podman, serve_image, train_
     project = f"cs-compose-{uuid.uuid4().hex[:6]}"
     token = secrets.token_hex(16)
     ports = {k: free_port() for k in ("CREDIT_SCORE_HOST_PORT", "MLFLOW_HOST_PORT", "OPENBAO_HOST_PORT")}
-    env = {**podman.env, **REQUIRED, **{k: str(v) for k, v in ports.items()},
+    mlflow_passwords = {k: secrets.token_urlsafe(18) for k in REQUIRED if k.startswith("MLFLOW_")}  # >= 12 chars
+    env = {**podman.env, **REQUIRED, **mlflow_passwords, **{k: str(v) for k, v in ports.items()},
            "OPENBAO_DEV_ROOT_TOKEN": token, "CREDIT_SCORE_IMAGE": serve_image,
            "CREDIT_SCORE_TRAIN_IMAGE": train_image, "OPENBAO_IMAGE": openbao_image}
     base = [podman_compose(), "-p", project, "-f", str(COMPOSE)]
@@ -171,6 +181,10 @@ def test_service_openbao_and_mlflow_start_and_answer(podman, serve_image, train_
         _wait(f"{bao}/v1/sys/health", 60, "openbao", logs("openbao"))
         mlflow_url = f"http://127.0.0.1:{ports['MLFLOW_HOST_PORT']}"
         _wait(f"{mlflow_url}/health", 240, "mlflow", logs("mlflow"))
+        assert _get(f"{mlflow_url}/api/2.0/mlflow/registered-models/search")[0] == 401  # basic-auth: anonymous out
+        compose("up", "-d", "--no-deps", "mlflow-users")
+        users = podman.run("wait", f"{project}_mlflow-users_1", timeout=180).stdout.strip()
+        assert users == "0", f"mlflow-users exited {users}\n{logs('mlflow-users')()}"
 
         compose("up", "-d", "--no-deps", "openbao-seed")
         seed = podman.run("wait", f"{project}_openbao-seed_1", timeout=120).stdout.strip()
@@ -179,11 +193,18 @@ def test_service_openbao_and_mlflow_start_and_answer(podman, serve_image, train_
         assert status == 200, body
         admin_token = json.loads(body)["data"]["data"]["admin_token"]
 
-        # a model registered through the tracking server (artifacts proxied by it)
+        # a model registered through the tracking server (artifacts proxied by it), as the writer
         settings = Settings(mlflow_tracking_uri=mlflow_url, models_dir=tmp_path / "unused")
         assert settings.tracking_uri == mlflow_url, "the model must go to the tracking server, not a local store"
-        version = register_bundle(settings, fit_bundle(schema, small_frame, threshold=0.3), tmp_path)
-        Registry(settings).promote(version, "champion")
+        writer = {"MLFLOW_TRACKING_USERNAME": "credit-score-writer",
+                  "MLFLOW_TRACKING_PASSWORD": mlflow_passwords["MLFLOW_WRITER_PASSWORD"]}
+        os.environ.update(writer)
+        try:
+            version = register_bundle(settings, fit_bundle(schema, small_frame, threshold=0.3), tmp_path)
+            Registry(settings).promote(version, "champion")
+        finally:
+            for name in writer:
+                os.environ.pop(name, None)
 
         compose("up", "-d", "--no-deps", "credit-score")
         url = f"http://127.0.0.1:{ports['CREDIT_SCORE_HOST_PORT']}"

@@ -6,6 +6,7 @@ the security context, probes and blue-green wiring that a later edit must not dr
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
 import subprocess
@@ -14,6 +15,7 @@ from collections import Counter
 import pytest
 import yaml
 
+from app.config import PROJECT_ROOT
 from tests.infra.kubernetes.conftest import K8S, OVERLAYS, VARIANTS, by_kind, one, pod_specs
 from tests.tools import which
 
@@ -377,6 +379,20 @@ def test_mlflow_component(rendered):
     cm = config(docs)
     assert cm["data"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     one(docs, "Service", "mlflow")
+    # MLflow's basic-auth app, with the compose stack's auth config; its secrets from a Secret not in git
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert "--app-name=basic-auth" in c["args"] and c["command"][:2] == ["/bin/sh", "-c"]
+    assert "exec mlflow server" in c["command"][2]
+    volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["auth-secret"]["secret"]["secretName"] == "mlflow-auth"
+    assert not any("value" in e and "PASSWORD" in e["name"] for e in c["env"])
+    ini = configparser.ConfigParser()
+    ini.read_string(one(docs, "ConfigMap", volumes["auth-config"]["configMap"]["name"])["data"]["basic_auth.ini"])
+    compose = configparser.ConfigParser()
+    compose.read(PROJECT_ROOT / "docker" / "compose" / "mlflow-basic-auth.ini")
+    assert ini["mlflow"]["default_permission"] == "NO_PERMISSIONS" and "admin_password" not in ini["mlflow"]
+    assert {k: v for k, v in ini["mlflow"].items() if k != "database_uri"} == \
+        {k: v for k, v in compose["mlflow"].items() if k != "database_uri"}
 
 
 def test_vault_components(rendered):

@@ -1,5 +1,7 @@
 """The MLflow component's server, run for real: the in-cluster names the pods use (http://mlflow:5000) pass
-MLflow's Host-header check, a foreign Host does not, and /health (the probes) answers whatever the Host.
+MLflow's Host-header check, a foreign Host does not, and /health (the probes) answers whatever the Host. It runs
+MLflow's basic-auth app with the component's auth config: the admin (password from the Secret mlflow-auth) is
+let in, an anonymous request is refused (401).
 
 With the training image (CREDIT_SCORE_K8S_TRAIN_IMAGE, default localhost/credit-score-train:test) the rendered
 pod itself runs under `podman kube play`: the image, command, arguments and security context of the manifest
@@ -9,7 +11,10 @@ same mlflow release the image carries), with only the bind address, port and sto
 
 from __future__ import annotations
 
+import base64
+import configparser
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,10 +34,13 @@ TRAIN_IMAGE = os.environ.get("CREDIT_SCORE_K8S_TRAIN_IMAGE", "localhost/credit-s
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def get(url: str, host: str) -> int:
-    req = urllib.request.Request(url, headers={"Host": host})
+def get(url: str, host: str, auth: tuple[str, str] | None = None) -> int:
+    headers = {"Host": host}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    req = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 (127.0.0.1)
+        with urllib.request.urlopen(req, timeout=60) as r:  # noqa: S310 (127.0.0.1; a first auth check is slow)
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
@@ -50,19 +58,31 @@ def wait_healthy(base: str, port: int, timeout: float, what) -> None:
     raise AssertionError(f"mlflow server did not start:\n{what()}")
 
 
-def check_hosts(base: str) -> None:
+def check_hosts(base: str, admin: tuple[str, str]) -> None:
     api = base + "/api/2.0/mlflow/experiments/search?max_results=1"
     for host in ("mlflow:5000", "mlflow", "mlflow.credit-score.svc:5000",
                  "mlflow.credit-score.svc.cluster.local:5000", "localhost:5000"):
-        assert get(api, host) == 200, host
-    assert get(api, "evil.example.com") == 403
-    assert get(base + "/health", "10.1.2.3:5000") == 200  # kubelet probes use the pod IP
+        assert get(api, host, admin) == 200, host
+    assert get(api, "mlflow:5000") == 401  # basic-auth: no anonymous access
+    assert get(api, "mlflow:5000", (admin[0], "wrong-password")) == 401
+    assert get(api, "evil.example.com", admin) == 403
+    assert get(base + "/health", "10.1.2.3:5000") == 200  # kubelet probes use the pod IP, without credentials
+
+
+def auth_secret() -> dict[str, str]:
+    """The Secret mlflow-auth's values (made by the operator from Vault in a cluster; random here)."""
+    return {"admin-password": secrets.token_urlsafe(18), "flask-secret-key": secrets.token_urlsafe(18)}
 
 
 def test_mlflow_server_accepts_the_in_cluster_names(rendered, tmp_path):
     dep = one(rendered["dev"], "Deployment", "mlflow")
     (c,) = dep["spec"]["template"]["spec"]["containers"]
-    assert c["command"] == ["mlflow", "server"]
+    assert c["command"][:2] == ["/bin/sh", "-c"] and "exec mlflow server" in c["command"][2]
+    assert c["args"][0] == "--app-name=basic-auth"
+    volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    config_map = one(rendered["dev"], "ConfigMap", volumes["auth-config"]["configMap"]["name"])
+    values = auth_secret()
+    admin = ("admin", values["admin-password"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     if image_exists(TRAIN_IMAGE):
@@ -73,9 +93,11 @@ def test_mlflow_server_accepts_the_in_cluster_names(rendered, tmp_path):
         for v in dep["spec"]["template"]["spec"]["volumes"]:
             if v.pop("persistentVolumeClaim", None) is not None:
                 v["emptyDir"] = {"sizeLimit": "1Gi"}
-        with kube_play([dep], tmp_path):
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mlflow-auth"}, "type": "Opaque",
+                  "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}}
+        with kube_play([config_map, secret, dep], tmp_path):
             wait_healthy(base, port, 180, lambda: logs(f"{dep['metadata']['name']}-pod-0-mlflow"))
-            check_hosts(base)
+            check_hosts(base, admin)
         return
 
     print(f"{TRAIN_IMAGE} not found: running the rendered mlflow server arguments as a local process")
@@ -86,14 +108,26 @@ def test_mlflow_server_accepts_the_in_cluster_names(rendered, tmp_path):
         key = a.split("=", 1)[0]
         args.append(f"{key}={local[key]}" if key in local else a)
     assert sum(a.split("=", 1)[0] in local for a in args) == len(local)
+    # the container's environment: the config file (the ConfigMap's, its database in tmp) and the two values
+    # the command's wrapper reads from the Secret's files
+    ini = configparser.ConfigParser()
+    ini.read_string(config_map["data"]["basic_auth.ini"])
+    ini["mlflow"]["database_uri"] = f"sqlite:///{tmp_path}/basic_auth.db"
+    with open(tmp_path / "basic_auth.ini", "w") as f:
+        ini.write(f)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update({e["name"]: e["value"] for e in c["env"] if "value" in e})
+    env.update(HOME=str(tmp_path), MLFLOW_AUTH_CONFIG_PATH=str(tmp_path / "basic_auth.ini"),
+               MLFLOW_AUTH_ADMIN_PASSWORD=values["admin-password"],
+               MLFLOW_FLASK_SERVER_SECRET_KEY=values["flask-secret-key"])
     exe = Path(sys.executable).with_name("mlflow")
     log = tmp_path / "mlflow.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([str(exe), "server", *args], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, "HOME": str(tmp_path)})
+                                start_new_session=True, env=env)
     try:
-        wait_healthy(base, port, 120, lambda: log.read_text()[-3000:])
-        check_hosts(base)
+        wait_healthy(base, port, 180, lambda: log.read_text()[-3000:])
+        check_hosts(base, admin)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
