@@ -37,6 +37,14 @@ class RegistryError(RuntimeError):
     """A registry operation cannot be done (unknown version, refused promotion, nothing to roll back)."""
 
 
+class RegistryNotFound(RegistryError):
+    """No such version, alias or registered model."""
+
+
+# MLflow's error codes for a name, version or alias that does not exist (an unknown alias is a parameter error)
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 @dataclass
 class VersionInfo:
     name: str
@@ -130,15 +138,19 @@ class Registry:
                 mv = self.client.get_model_version(self.name, ref)
             else:
                 mv = self.client.get_model_version_by_alias(self.name, ref)
-        except MlflowException:
+        except MlflowException as e:
+            if e.error_code not in _NOT_FOUND:  # unreachable, refused credentials, a server error: not "no such"
+                raise RegistryError(f"the model registry cannot be read ({e.error_code})") from None
             what = "version" if ref.isdigit() else "alias"
-            raise RegistryError(f"model {self.name!r} has no {what} {ref!r}") from None
+            raise RegistryNotFound(f"model {self.name!r} has no {what} {ref!r}") from None
         return self._info(mv)
 
     def alias_version(self, alias: str) -> str | None:
+        """The version an alias points at; None when it points nowhere (RegistryError when the registry cannot be
+        read: an outage must not look like "no champion")."""
         try:
             return self.get(alias).version
-        except RegistryError:
+        except RegistryNotFound:
             return None
 
     def _info(self, mv) -> VersionInfo:

@@ -16,6 +16,9 @@ dclint_version="${DCLINT_VERSION:-3.1.0}"
 export OPENBAO_DEV_ROOT_TOKEN="${OPENBAO_DEV_ROOT_TOKEN:-lint-placeholder}"
 export ELASTIC_PASSWORD="${ELASTIC_PASSWORD:-lint-placeholder}"
 export KIBANA_SYSTEM_PASSWORD="${KIBANA_SYSTEM_PASSWORD:-lint-placeholder}"
+for var in MLFLOW_ADMIN_PASSWORD MLFLOW_FLASK_SECRET_KEY MLFLOW_READER_PASSWORD MLFLOW_WRITER_PASSWORD; do
+  export "$var=${!var:-lint-placeholder}"
+done
 
 if docker compose version >/dev/null 2>&1; then
   docker compose -f "$compose_file" config --quiet

@@ -196,12 +196,17 @@ def test_service_openbao_and_mlflow_start_and_answer(podman, serve_image, train_
         # a model registered through the tracking server (artifacts proxied by it), as the writer
         settings = Settings(mlflow_tracking_uri=mlflow_url, models_dir=tmp_path / "unused")
         assert settings.tracking_uri == mlflow_url, "the model must go to the tracking server, not a local store"
+        # as the writer, signed with the transit key openbao-seed created (the service runs in production: it
+        # verifies the signature with the public key before loading)
         writer = {"MLFLOW_TRACKING_USERNAME": "credit-score-writer",
-                  "MLFLOW_TRACKING_PASSWORD": mlflow_passwords["MLFLOW_WRITER_PASSWORD"]}
+                  "MLFLOW_TRACKING_PASSWORD": mlflow_passwords["MLFLOW_WRITER_PASSWORD"],
+                  "VAULT_ADDR": bao, "CREDIT_SCORE_VAULT_AUTH": "token", "VAULT_TOKEN": token}
         os.environ.update(writer)
         try:
             version = register_bundle(settings, fit_bundle(schema, small_frame, threshold=0.3), tmp_path)
-            Registry(settings).promote(version, "champion")
+            registry = Registry(settings)
+            assert registry.get(version).tags["artifact_signature"].startswith("vault:v1:")
+            registry.promote(version, "champion")
         finally:
             for name in writer:
                 os.environ.pop(name, None)
