@@ -11,3 +11,9 @@ path "transit/sign/credit-score-models" {
 path "transit/keys/credit-score-models" {
   capabilities = ["read"]
 }
+
+# Registering is writing to MLflow too: the registry's writer user (EDIT on the experiment and the model;
+# app/registry_access.py). The service's policy cannot read it (serving uses the read-only user).
+path "secret/data/credit-score/mlflow-writer" {
+  capabilities = ["read"]
+}
