@@ -74,8 +74,10 @@ class EcsJsonFormatter(OrjsonFormatter):
         log_record["log.logger"] = record.name
         log_record["service.name"] = SERVICE_NAME
         log_record["service.version"] = self.service_version
-        if record.exc_info and "error.stack_trace" not in log_record:
-            log_record["error.stack_trace"] = log_record.pop("exc_info", None)
+        # the library writes the traceback as "exc_info": from exc_info, or from exc_text alone once the secret
+        # redaction filter has replaced the exception by its redacted text
+        if "exc_info" in log_record and "error.stack_trace" not in log_record:
+            log_record["error.stack_trace"] = log_record.pop("exc_info")
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         return orjson.dumps(log_data, default=self.json_default, option=_ORJSON).decode()

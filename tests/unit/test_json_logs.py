@@ -1,6 +1,7 @@
 """The JSON log formatter and handler: the request path's fast formatting is the library's, line for line."""
 
 import io
+import json
 import logging
 
 import numpy as np
@@ -72,7 +73,14 @@ def test_the_root_json_handler_redacts_secrets_from_its_first_line():
     try:
         configure_logging("INFO", stream=out)
         logging.getLogger("credit_score.test").warning("token %s", secret)
+        try:
+            raise RuntimeError(f"failed with {secret}")
+        except RuntimeError:
+            logging.getLogger("credit_score.test").exception("boom")
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
     assert secret not in out.getvalue() and REDACTED in out.getvalue()
+    boom = json.loads(out.getvalue().splitlines()[-1])  # the traceback keeps its ECS field once redacted
+    assert "exc_info" not in boom and "RuntimeError" in boom["error.stack_trace"] and secret not in boom[
+        "error.stack_trace"]
