@@ -1,9 +1,12 @@
-"""The ``credit-score`` command: data, train, registry, predict (batch), monitor, abtest, serve and bootstrap.
+"""The ``credit-score`` command: data, schema, train, registry, predict (batch), monitor, abtest, serve,
+bootstrap.
 
 Bad arguments print one line (``credit-score: error: ...``) and exit 2; data that fails validation exits 1,
-a model that fails the quality gate exits 3. Progress goes to stderr; ``--json`` output to stdout.
+a model that fails the quality gate exits 3, batch scoring that rejected rows exits 4 (app.exit_codes). An
+error nobody foresaw is still one line (exit 1), with the traceback only under ``credit-score --traceback``.
+Progress goes to stderr; ``--json`` output to stdout.
 
-One module per command group (data, train, registry, predict, monitor/abtest, serve, bootstrap); what they
+One module per command group (data, schema, train, registry, predict, monitor/abtest, serve, bootstrap); what they
 share is in common.py. Each command imports its heavy dependencies when it runs, so the command starts fast.
 """
 
@@ -17,28 +20,36 @@ from app.cli.data import data_group
 from app.cli.monitor import abtest_group, monitor_command
 from app.cli.predict import predict_command
 from app.cli.registry import registry_group
+from app.cli.schema import schema_group
 from app.cli.serve import serve_command
 from app.cli.train import train_command
 
 __all__ = ["EXIT_USAGE", "CliError", "cli", "main", "resolve_data"]
 
 
+UNEXPECTED = "unexpected"  # the first word of the one line an unforeseen error prints (tests look for it)
+_SHOW_TRACEBACK = [False]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="credit-score-mlops", prog_name="credit-score")
+@click.option("--traceback", "show_traceback", is_flag=True, help="On an unexpected error, show the traceback.")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, show_traceback: bool) -> None:
     """Credit-risk models: data, training, registry and batch scoring."""
-    if ctx.invoked_subcommand not in ("serve", "data"):  # serve: each worker reads its own (app.create_app)
+    _SHOW_TRACEBACK[0] = show_traceback
+    if ctx.invoked_subcommand not in ("serve", "data", "schema"):  # serve: each worker reads its own (app.create_app)
         use_registry_credentials()
 
 
-for _command in (data_group, train_command, registry_group, predict_command, monitor_command, abtest_group,
-                 serve_command, bootstrap_command):
+for _command in (data_group, schema_group, train_command, registry_group, predict_command, monitor_command,
+                 abtest_group, serve_command, bootstrap_command):
     cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:
     """The console script ``credit-score``: run the command, turn click's errors into one line and an exit code."""
+    _SHOW_TRACEBACK[0] = False
     try:
         rv = cli.main(args=argv, prog_name="credit-score", standalone_mode=False)
     except click.UsageError as e:
@@ -49,4 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.Abort:
         return 130
+    except Exception as e:  # a bug of ours: still one line for the user; --traceback shows where
+        if _SHOW_TRACEBACK[0]:
+            raise
+        click.echo(f"credit-score: error: {UNEXPECTED} {type(e).__name__}: {first_line(e)} (please report it; "
+                   f"--traceback shows where)", err=True)
+        return 1
     return rv if isinstance(rv, int) else 0
