@@ -19,15 +19,18 @@ class CliError(click.ClickException):
 
 
 def load_schema(path: str | None, settings: Settings):
-    """The schema at ``path``, else the configured one; CliError when it is missing or invalid."""
-    from app.schema import DatasetSchema
+    """The schema at ``path``, else the configured one; CliError listing every problem when it is missing or
+    invalid (app.schema_check)."""
+    from app.schema_check import check_schema_file
 
-    try:
-        return DatasetSchema.load(path or settings.schema_path)
-    except FileNotFoundError as e:
-        raise CliError(str(e)) from None
-    except ValueError as e:
-        raise CliError(f"invalid schema {path or settings.schema_path}: {str(e).splitlines()[0]}") from None
+    where = path or settings.schema_path
+    schema, problems = check_schema_file(where)
+    if schema is None:
+        if len(problems) == 1 and problems[0].startswith("schema file not found"):
+            raise CliError(problems[0])
+        raise CliError(f"invalid schema {where}: " + "; ".join(problems)
+                       + f" (`credit-score schema check {where}` explains them)")
+    return schema
 
 
 def resolve_data(data: str | None, settings: Settings, quiet: bool = False) -> Path:

@@ -46,8 +46,12 @@ def data_make_synthetic(rows: int, seed: int | None, classes: str, output: str) 
     from app.datasets import write_synthetic
 
     seed = get_settings().seed if seed is None else seed
-    with tqdm(total=rows, unit="row", unit_scale=True, file=sys.stderr, desc="synthetic") as bar:
-        write_synthetic(output, rows, seed, int(classes), progress=bar.update)
+    try:
+        with tqdm(total=rows, unit="row", unit_scale=True, file=sys.stderr, desc="synthetic") as bar:
+            write_synthetic(output, rows, seed, int(classes), progress=bar.update)
+    except OSError as e:
+        raise CliError(f"cannot write {output}: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")) \
+            from None
     click.echo(f"wrote {rows} rows to {output}")
 
 

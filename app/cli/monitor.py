@@ -73,6 +73,10 @@ def _ab(days: float | None, min_samples: int | None):
         raise CliError("the prediction store is disabled (CREDIT_SCORE_STORE_URL=none)")
     reg = open_registry()
     champion, challenger = reg.alias_version(CHAMPION), reg.alias_version(CHALLENGER)
+    if champion is None or challenger is None:
+        lacks = " and ".join(a for a, v in ((CHAMPION, champion), (CHALLENGER, challenger)) if v is None)
+        raise CliError(f"nothing to compare: the registry has no {lacks} (`credit-score train` registers a "
+                       f"challenger once there is a champion)")
     bad = None
     if champion is not None:
         bad = str(reg.load(champion)[1].schema.target.bad_class)
