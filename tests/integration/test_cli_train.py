@@ -88,7 +88,7 @@ def test_batch_scoring_csv_and_parquet(trained_in_place, tmp_path):
     generate_synthetic(1200, seed=99).drop(columns=["default"]).to_csv(inp, index=False)
     for name in ("scored.csv", "scored.parquet"):
         out = invoke_cli(["predict", "-i", inp, "-o", tmp_path / name, "--chunk-size", "500", "-q"], check=True)
-        assert f"scored 1200 rows -> {tmp_path / name}" in out.stdout
+        assert f"scored 1200 of 1200 rows -> {tmp_path / name}" in out.stdout
     scored = pd.read_csv(tmp_path / "scored.csv")
     assert len(scored) == 1200 and {"prediction", "probability"} <= set(scored.columns)
     assert scored["probability"].between(0, 1).all()
@@ -201,7 +201,7 @@ def test_console_script_trains_and_scores(tmp_path, cli_env, data_csv, tiny_conf
     inp = tmp_path / "score.csv"
     generate_synthetic(300, seed=3).drop(columns=["default"]).to_csv(inp, index=False)
     proc = run_cli(["predict", "-i", inp, "-o", tmp_path / "scored.csv", "-q"], os.environ, check=True)
-    assert "scored 300 rows" in proc.stdout
+    assert "scored 300 of 300 rows" in proc.stdout
     assert len(pd.read_csv(tmp_path / "scored.csv")) == 300
 
 
