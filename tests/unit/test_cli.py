@@ -28,8 +28,8 @@ def commands(cmd: click.Command = cli, path: tuple[str, ...] = ()):
 def test_every_command_is_walked():
     paths = {" ".join(p) for p, _ in commands()}
     assert {"", "data", "data validate", "train", "registry", "registry rollback", "predict", "monitor", "abtest",
-            "abtest report", "abtest promote", "serve", "bootstrap"} <= paths
-    assert len(paths) == 18
+            "abtest report", "abtest promote", "serve", "bootstrap", "schema", "schema infer", "schema check"} <= paths
+    assert len(paths) == 21
 
 
 @pytest.mark.parametrize("path", [p for p, _ in commands()], ids=lambda p: " ".join(p) or "credit-score")
