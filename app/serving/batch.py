@@ -108,7 +108,9 @@ def _chunks(path: Path, chunk_size: int, schema: DatasetSchema) -> Iterator[pd.D
         else:
             header = pd.read_csv(path, nrows=0).columns.tolist()
             dtype = _string_columns(header, schema)
-            yield from pd.read_csv(path, chunksize=chunk_size, low_memory=False, dtype=dtype)
+            # nullable dtypes: an integer column with gaps stays integer in the output (21, not 21.0)
+            yield from pd.read_csv(path, chunksize=chunk_size, low_memory=False, dtype=dtype,
+                                   dtype_backend="numpy_nullable")
     except pd.errors.EmptyDataError:
         raise BatchInputError(f"input file is empty: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -259,7 +261,12 @@ def score_file(bundle: ModelBundle, input_path: Path, output_path: Path, chunk_s
                 result.scored += len(scored)
                 result.rejects.extend(rejects)
                 if len(scored):
-                    _write(fh, scored, parquet, state)
+                    try:
+                        _write(fh, scored, parquet, state)
+                    except (TypeError, ValueError) as e:  # pyarrow: a column's type changed between chunks
+                        raise BatchInputError(f"cannot append rows {result.rows_in - len(chunk) + 1}.. to the "
+                                              f"Parquet output ({' '.join(str(e).split())[:200]}): a larger "
+                                              f"--chunk-size or a CSV output avoids it") from None
                 if evaluate and target is not None and len(scored):
                     y = target_indices(target, schema)
                     ok = y >= 0
