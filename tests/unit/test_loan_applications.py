@@ -106,3 +106,15 @@ def test_the_three_class_variant(loans):
     assert set(shares.index) == {"repaid", "repaid late", "charged off"}
     assert 0.2 < shares["repaid late"] < 0.3 and 0.26 < shares["charged off"] < 0.34
     pd.testing.assert_frame_equal(three.drop(columns=[LOAN_TARGET]), loans.drop(columns=[LOAN_TARGET]))
+
+
+def test_the_mlflow_pyfunc_encodes_string_categories_as_training_does(schema_loans, loans):
+    from app.mlflow_pyfunc import model_matrix
+
+    raw = rename_source_columns(loans.head(200).drop(columns=[LOAN_TARGET]), schema_loans)
+    clean, _ = validate(raw, schema_loans, require_target=False)
+    expected = clean[schema_loans.feature_names].to_numpy()
+    assert np.array_equal(model_matrix(raw, schema_loans), expected, equal_nan=True)
+    raw.loc[0, "region"] = "Atlantis"
+    with pytest.raises(ValueError, match=r"region: unknown categories \['Atlantis'\]"):
+        model_matrix(raw, schema_loans)
