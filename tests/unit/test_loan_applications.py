@@ -118,3 +118,20 @@ def test_the_mlflow_pyfunc_encodes_string_categories_as_training_does(schema_loa
     raw.loc[0, "region"] = "Atlantis"
     with pytest.raises(ValueError, match=r"region: unknown categories \['Atlantis'\]"):
         model_matrix(raw, schema_loans)
+
+
+def test_fairness_groups_by_a_string_protected_attribute_given_as_codes_or_text(schema_loans, loans):
+    from app.core.fairness import fairness_table
+
+    raw = rename_source_columns(loans.head(600).drop(columns=[LOAN_TARGET]), schema_loans)
+    clean, _ = validate(raw, schema_loans, require_target=False)
+    pred_bad = (raw["late_payments_12m"] > 0).to_numpy()
+    is_bad = (loans.head(600)[LOAN_TARGET] == "charged off").to_numpy()
+    by_code = fairness_table(schema_loans, clean[schema_loans.feature_names].to_numpy(), is_bad, pred_bad)
+    by_text = fairness_table(schema_loans, raw[schema_loans.feature_names].to_numpy(dtype=object), is_bad, pred_bad)
+    assert by_code == by_text
+    gender = {r["group"]: r for r in by_code if r["feature"] == "gender"}
+    assert set(gender) == {"female", "male", "non-binary"}
+    assert sum(r["rows"] for r in gender.values()) == 600
+    female = (raw["gender"] == "female").to_numpy()
+    assert gender["female"]["approval_rate"] == pytest.approx(1 - pred_bad[female].mean())
