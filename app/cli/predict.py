@@ -20,7 +20,8 @@ SHOWN_REJECTS = 10  # rejected rows printed on stderr when there is no --rejects
               help="CSV, or Parquet when the name ends in .parquet: the input's columns, then prediction and "
                    "probability.")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the rows that fail the schema here (CSV: row, reason, the row's values).")
+              help="Write the rows that fail the schema here (CSV: row, reason, the row's values; only the header "
+                   "when every row passes).")
 @click.option("--evaluate", is_flag=True, help="Use the input's target column to print holdout metrics.")
 @click.option("--model", "ref", default="champion", show_default=True, help="Version number or alias.")
 @click.option("--chunk-size", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True)
@@ -55,10 +56,11 @@ def predict_command(input_path: str, output_path: str, rejects_path: str | None,
     click.echo(f"scored {result.scored} of {result.rows_in} rows -> {output_path}")
     if evaluate:
         _print_metrics(bundle, result)
+    if rejects_path:  # always written (the header alone when no row failed): no stale file from an earlier run
+        write_rejects(result.rejects, Path(rejects_path))
     if result.rejects:
         n = len(result.rejects)
         if rejects_path:
-            write_rejects(result.rejects, Path(rejects_path))
             click.echo(f"rejected {n} row(s) that fail the schema -> {rejects_path}", err=True)
         else:
             click.echo(f"rejected {n} row(s) that fail the schema (--rejects FILE lists them all):", err=True)

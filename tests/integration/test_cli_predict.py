@@ -42,9 +42,12 @@ def test_uci_codes_without_target_keep_the_input_columns_and_order(trained_in_pl
     coded["branch"] = "north"  # a column the schema does not know: carried along
     inp, out = tmp_path / "coded.csv", tmp_path / "scored.csv"
     coded.to_csv(inp, index=False)
-    proc = invoke_cli(["predict", "-i", inp, "-o", out, "-q"])
+    rejects = tmp_path / "rejects.csv"
+    rejects.write_text("row,reason\n1,stale\n")
+    proc = invoke_cli(["predict", "-i", inp, "-o", out, "-q", "--rejects", rejects])
     assert proc.returncode == 0, _clean(proc)
     assert "scored 400 of 400 rows" in proc.stdout and "target column" not in proc.stderr
+    assert rejects.read_text() == "row,reason\n"  # no row failed: the header alone, not an earlier run's rows
     scored = pd.read_csv(out)
     assert list(scored.columns) == [*coded.columns, "prediction", "probability"]
     pd.testing.assert_frame_equal(scored[coded.columns], coded, check_dtype=False)
