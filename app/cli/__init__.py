@@ -13,6 +13,7 @@ share is in common.py. Each command imports its heavy dependencies when it runs,
 from __future__ import annotations
 
 import click
+from pydantic import ValidationError
 
 from app.cli.bootstrap import bootstrap_command
 from app.cli.common import EXIT_USAGE, CliError, first_line, resolve_data, use_registry_credentials
@@ -60,10 +61,30 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.Abort:
         return 130
+    except ValidationError as e:
+        if e.title != "Settings":
+            return _unexpected(e)
+        click.echo(f"credit-score: error: invalid configuration: {settings_problems(e)}", err=True)
+        return EXIT_USAGE
     except Exception as e:  # a bug of ours: still one line for the user; --traceback shows where
-        if _SHOW_TRACEBACK[0]:
-            raise
-        click.echo(f"credit-score: error: {UNEXPECTED} {type(e).__name__}: {first_line(e)} (please report it; "
-                   f"--traceback shows where)", err=True)
-        return 1
+        return _unexpected(e)
     return rv if isinstance(rv, int) else 0
+
+
+def settings_problems(e: ValidationError) -> str:
+    """The settings' validation errors by the variable the user set: ``CREDIT_SCORE_N_JOBS: ... (given 'abc')``."""
+    parts = []
+    for err in e.errors():
+        var = "CREDIT_SCORE_" + "__".join(str(p) for p in err["loc"]).upper()
+        given = f" (given {err['input']!r})" if not isinstance(err.get("input"), dict | list) else ""
+        parts.append(f"{var}: {err['msg']}{given}")
+    return "; ".join(parts)
+
+
+def _unexpected(e: Exception) -> int:
+    """An error nobody foresaw: one line (exit 1), or the traceback under ``--traceback``."""
+    if _SHOW_TRACEBACK[0]:
+        raise e
+    click.echo(f"credit-score: error: {UNEXPECTED} {type(e).__name__}: {first_line(e)} (please report it; "
+               f"--traceback shows where)", err=True)
+    return 1

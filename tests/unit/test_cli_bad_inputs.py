@@ -123,3 +123,26 @@ def test_bad_input_gives_a_clear_message_and_no_traceback(command, args, names, 
 def test_every_command_with_inputs_is_covered():
     every = {" ".join(p) for p, _ in commands()} - NOT_CHECKED
     assert every <= {c for c, _, _ in CASES}, every - {c for c, _, _ in CASES}
+
+
+def test_an_invalid_setting_names_its_variable(store):
+    proc = invoke_cli(["registry", "list"], env={**store, "CREDIT_SCORE_N_JOBS": "abc"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == "credit-score: error: invalid configuration: CREDIT_SCORE_N_JOBS: Input should " \
+                                  "be a valid integer, unable to parse string as an integer (given 'abc')"
+
+
+def test_an_unforeseen_error_is_one_line_and_traceback_shows_it(store, monkeypatch):
+    """A bug (simulated: the registry cannot be opened for a reason nobody handled) is one line with exit 1;
+    `credit-score --traceback` lets it through."""
+    import app.cli.registry
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.cli.registry, "open_registry", broken)
+    proc = invoke_cli(["registry", "list"], env=store)
+    assert proc.returncode == 1 and proc.stderr.strip() == \
+        f"credit-score: error: {UNEXPECTED} RuntimeError: boom (please report it; --traceback shows where)"
+    with pytest.raises(RuntimeError, match="boom"):
+        invoke_cli(["--traceback", "registry", "list"], env=store)
