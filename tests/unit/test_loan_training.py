@@ -149,7 +149,7 @@ def test_the_three_class_string_label_schema_trains_and_registers(tmp_path_facto
     data = root / "loans3.parquet"
     generate_loan_applications(3000, seed=5, classes=3).to_parquet(data)
     settings = make_settings(root)
-    cfg = small_training_config(samplers=["none", "smote"])
+    cfg = small_training_config(samplers=["smote"])  # each classifier after a sampler, on encoded rows
     res = train(settings, cfg, data, schema, progress=False)
     assert res.version == "1" and res.threshold is None
     assert {c["metric"] for c in res.gate.checks if c["check"] == "floor"} == {"roc_auc", "f1_macro"}
