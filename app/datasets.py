@@ -6,6 +6,7 @@ Loaders return the raw frame with the schema's column names; typing and checks a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import urllib.request
@@ -243,3 +244,91 @@ def write_synthetic(path: str | Path, n_rows: int, seed: int = 42, classes: int 
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+# ---- loan applications: a lender's own export (spaces in column names, string categories, nulls) -------
+LOAN_TARGET = "Loan Status"
+LOAN_CLASSES = ("repaid", "charged off")
+_EMPLOYMENT = {"salaried": 0.0, "self-employed": 0.35, "café owner": 0.5, "retired": -0.1, "student": 0.45,
+               "unemployed": 1.1}  # category: its effect on the risk logit
+_PURPOSE = {"debt consolidation": 0.3, "home/improvement": -0.2, "car": -0.1, "education": 0.1,
+            "medical": 0.35, "small business": 0.55, "other": 0.1}
+_HOME = {"own": -0.4, "mortgage": -0.15, "rent": 0.25, "living with parents": 0.1}
+_REGION = {"Île-de-France": 0.0, "Bayern": -0.1, "Lombardia": 0.05, "Cataluña": 0.1, "Noord-Brabant": -0.05,
+           "Zürich": -0.15}
+_GENDER = ("female", "male", "non-binary")
+
+
+def _pick(rng: np.random.Generator, effects: dict[str, float], p: list[float], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw a string category per row; return the values (object array) and their effects on the logit."""
+    keys = np.asarray(list(effects), dtype=object)
+    idx = rng.choice(len(keys), n, p=p)
+    return keys[idx], np.asarray(list(effects.values()))[idx]
+
+
+def _loan_rows(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Loan applications in the lender's column names, and the risk logit (before noise and calibration).
+
+    Signal: loan amount against income, card utilisation, late payments, employment type, loan purpose, home
+    ownership, time at the address, existing loans, a younger age; the region and gender carry none."""
+    latent = rng.normal(0.0, 1.0, n)
+    age = np.clip(np.round(18 + rng.gamma(2.5, 7.0, n)), 18, 80)
+    employment, e_emp = _pick(rng, _EMPLOYMENT, [0.55, 0.15, 0.04, 0.1, 0.08, 0.08], n)
+    employment = np.where(age >= 67, "retired", employment).astype(object)
+    e_emp = np.where(age >= 67, _EMPLOYMENT["retired"], e_emp)
+    income = np.exp(rng.normal(10.5 - 0.2 * latent, 0.5, n))
+    income = np.round(np.where(employment == "unemployed", income * 0.3, income), -2)
+    amount = np.clip(np.round(np.exp(rng.normal(9.0, 0.8, n)), -2), 500, 50_000)
+    purpose, e_pur = _pick(rng, _PURPOSE, [0.3, 0.15, 0.2, 0.08, 0.07, 0.08, 0.12], n)
+    home, e_home = _pick(rng, _HOME, [0.25, 0.3, 0.35, 0.1], n)
+    region, _ = _pick(rng, _REGION, [0.25, 0.2, 0.15, 0.15, 0.15, 0.1], n)
+    months = np.clip(np.round(rng.exponential(60, n) * np.where(home == "rent", 0.5, 1.0)), 0, 600)
+    utilisation = np.clip(np.round(100 * rng.beta(1.5, 2.5, n) + 15 * latent, 1), 0, 150)
+    late = np.clip(rng.poisson(np.exp(-0.8 + 0.6 * latent)), 0, 12)
+    existing = np.clip(rng.poisson(1.2, n), 0, 10)
+    term = rng.choice([12, 24, 36, 48, 60, 72, 84], n)
+    cols = {
+        "Loan Amount (EUR)": amount, "Loan Term (months)": term, "Annual Income": income,
+        "Employment Type": employment, "Loan Purpose": purpose, "Home Ownership": home,
+        "Months at Address": months, "Age": age, "Gender": rng.choice(np.asarray(_GENDER, dtype=object), n,
+                                                                     p=[0.49, 0.48, 0.03]),
+        "Region": region, "Existing Loans": existing, "Card Utilisation (%)": utilisation,
+        "Late Payments (12m)": late,
+    }
+    logit = (1.1 * np.log1p(amount / income * 10) + 0.015 * (utilisation - 40) + 0.45 * late + e_emp + e_pur
+             + e_home - 0.003 * months + 0.12 * existing - 0.015 * (age - 40) + 0.006 * (term - 36)
+             + 0.6 * latent + rng.normal(0, 0.4, n))
+    return cols, logit
+
+
+_LOAN_BAD_SHARE = 0.30
+_LOAN_MISSING = {"Annual Income": 0.06, "Employment Type": 0.05, "Months at Address": 0.03}
+
+
+@functools.lru_cache(maxsize=1)
+def _loan_cut(seed: int = 20240) -> float:
+    """The logit above which an application is charged off, found once on a fixed sample (~30 % bad)."""
+    rng = np.random.default_rng(seed)
+    _, logit = _loan_rows(rng, 100_000)
+    return float(np.quantile(logit + rng.logistic(0, 1.0, logit.size), 1 - _LOAN_BAD_SHARE))
+
+
+def generate_loan_applications(n: int, seed: int = 42) -> pd.DataFrame:
+    """Seeded loan applications as a lender exports them (schema ``data/schemas/loan_applications.yaml``).
+
+    Column names with spaces and brackets; string categories with spaces, slashes and accents; missing values
+    in "Annual Income", "Months at Address" (numeric) and "Employment Type" (categorical); the target
+    "Loan Status" is ``repaid`` or ``charged off`` (about 30 % charged off). Same ``(n, seed)``, same frame.
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    rng = np.random.default_rng([seed, 31337])
+    cols, logit = _loan_rows(rng, n)
+    bad = logit + rng.logistic(0, 1.0, n) > _loan_cut()
+    df = pd.DataFrame(cols)
+    for c in ("Loan Term (months)", "Months at Address", "Age", "Existing Loans", "Late Payments (12m)"):
+        df[c] = df[c].astype("Int64" if c in _LOAN_MISSING else np.int64)
+    for c, share in _LOAN_MISSING.items():
+        df.loc[rng.random(n) < share, c] = None if df[c].dtype == object else pd.NA
+    df[LOAN_TARGET] = np.where(bad, LOAN_CLASSES[1], LOAN_CLASSES[0]).astype(object)
+    return df
