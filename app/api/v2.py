@@ -96,24 +96,26 @@ def infer(name: str, version: str | None = None):
     return answer(body, head, outputs)
 
 
-def _tensor(t: Tensor, k: int) -> np.ndarray:
+def _tensor(t: Tensor, k: int, nullable: bool = False) -> np.ndarray:
     """A numeric tensor's values as a flat float64 array, checked where JSON Schema cannot: the data's length
-    matches the shape, and every value is a finite number (binary tensors come checked and as arrays)."""
+    matches the shape, and every value is a finite number, or ``null`` (NaN: missing) in the tensor of a nullable
+    feature (binary tensors come checked and as arrays)."""
     if isinstance(t.data, np.ndarray):
         return t.data
     where = f"inputs[{k}]"
     flat, kinds = _flat(t, where)
-    values = None
-    if kinds <= {int, float}:  # no booleans, strings or nulls: NumPy checks the rest
+    values, nulls = None, False
+    if kinds <= ({int, float, type(None)} if nullable else {int, float}):  # no booleans or strings
         try:
-            values = np.asarray(flat, dtype=np.float64)
+            values = np.asarray(flat, dtype=np.float64)  # None -> NaN
         except OverflowError:  # an integer beyond float64
             values = None
-    if values is None or not np.isfinite(values).all():
+        nulls = type(None) in kinds and np.fromiter((v is None for v in flat), bool, len(flat))
+    if values is None or not (np.isfinite(values) | nulls).all():
         bad = next((i for i, v in enumerate(flat) if isinstance(v, bool) or not isinstance(v, int | float)
                     or abs(v) > _FLOAT_MAX or not math.isfinite(v)), 0)
-        raise RequestError(422, "invalid input tensor",
-                           [{"field": f"{where}.data[{bad}]", "problem": "finite numbers only"}])
+        problem = "finite numbers or null (the feature is nullable)" if nullable else "finite numbers only"
+        raise RequestError(422, "invalid input tensor", [{"field": f"{where}.data[{bad}]", "problem": problem}])
     return values
 
 
@@ -190,7 +192,8 @@ def _matrix(models: ApplicantModels, tensors: list[Tensor]) -> np.ndarray:
             {"field": f"inputs[{k}].datatype", "problem": f"input {t.name!r} takes text categories: BYTES expected"
              if is_text else f"input {t.name!r} takes numbers: a numeric datatype expected, got BYTES"}
             for k, t, is_text in wrong])
-    columns = [_text(models, j, t, k) if text[j] else _tensor(t, k)
+    features = models.schema.features
+    columns = [_text(models, j, t, k) if text[j] else _tensor(t, k, features[j].nullable)
                for j, n in enumerate(names) for k, t in [by_name[n]]]
     lengths = {len(c) for c in columns}
     if len(lengths) != 1:

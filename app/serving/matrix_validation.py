@@ -30,7 +30,7 @@ def _numeric_codes(f: Feature) -> np.ndarray:
 def _column_ok(f: Feature, col: np.ndarray, codes: FeatureCodes, j: int) -> np.ndarray:
     if f.type == "categorical":
         ok = np.isin(col, codes.numbers(j) if codes.is_text[j] else _numeric_codes(f))
-        return ok | np.isnan(col) if f.nullable and codes.is_text[j] else ok
+        return ok | np.isnan(col) if f.nullable else ok
     ok = np.isfinite(col)
     if f.type == "integer":
         ok &= col == np.floor(col)
@@ -38,7 +38,7 @@ def _column_ok(f: Feature, col: np.ndarray, codes: FeatureCodes, j: int) -> np.n
         ok &= col >= f.min
     if f.max is not None:
         ok &= col <= f.max
-    return ok
+    return ok | np.isnan(col) if f.nullable else ok  # NaN: a null the route let through
 
 
 def validate_matrix(models: ApplicantModels, X: np.ndarray) -> np.ndarray:  # noqa: N803
@@ -139,6 +139,6 @@ def _rows(models: ApplicantModels, X: np.ndarray, rows: np.ndarray) -> np.ndarra
 
 
 def _as_given(f: Feature, v: float, codes: FeatureCodes, j: int) -> Any:
-    if codes.is_text[j]:
+    if codes.is_text[j] or (f.nullable and v != v):  # a text category's string; NaN in a nullable column: null
         return codes.value(j, v)
     return int(v) if f.type != "numeric" and float(v).is_integer() else float(v)
