@@ -249,6 +249,7 @@ def write_synthetic(path: str | Path, n_rows: int, seed: int = 42, classes: int 
 # ---- loan applications: a lender's own export (spaces in column names, string categories, nulls) -------
 LOAN_TARGET = "Loan Status"
 LOAN_CLASSES = ("repaid", "charged off")
+LOAN_CLASSES_3 = ("repaid", "repaid late", "charged off")  # the three-class target (schema loan_applications_3class)
 _EMPLOYMENT = {"salaried": 0.0, "self-employed": 0.35, "café owner": 0.5, "retired": -0.1, "student": 0.45,
                "unemployed": 1.1}  # category: its effect on the risk logit
 _PURPOSE = {"debt consolidation": 0.3, "home/improvement": -0.2, "car": -0.1, "education": 0.1,
@@ -305,30 +306,35 @@ _LOAN_BAD_SHARE = 0.30
 _LOAN_MISSING = {"Annual Income": 0.06, "Employment Type": 0.05, "Months at Address": 0.03}
 
 
-@functools.lru_cache(maxsize=1)
-def _loan_cut(seed: int = 20240) -> float:
-    """The logit above which an application is charged off, found once on a fixed sample (~30 % bad)."""
-    rng = np.random.default_rng(seed)
+@functools.lru_cache(maxsize=2)
+def _loan_cuts(classes: int) -> tuple[float, ...]:
+    """Cut points on the noisy risk logit, found once on a fixed sample: ~30 % charged off; for three classes
+    also ~20 % repaid late (between the cuts)."""
+    rng = np.random.default_rng(20240)
     _, logit = _loan_rows(rng, 100_000)
-    return float(np.quantile(logit + rng.logistic(0, 1.0, logit.size), 1 - _LOAN_BAD_SHARE))
+    qs = [1 - _LOAN_BAD_SHARE] if classes == 2 else [0.5, 1 - _LOAN_BAD_SHARE]
+    return tuple(float(q) for q in np.quantile(logit + rng.logistic(0, 1.0, logit.size), qs))
 
 
-def generate_loan_applications(n: int, seed: int = 42) -> pd.DataFrame:
+def generate_loan_applications(n: int, seed: int = 42, classes: int = 2) -> pd.DataFrame:
     """Seeded loan applications as a lender exports them (schema ``data/schemas/loan_applications.yaml``).
 
     Column names with spaces and brackets; string categories with spaces, slashes and accents; missing values
     in "Annual Income", "Months at Address" (numeric) and "Employment Type" (categorical); the target
-    "Loan Status" is ``repaid`` or ``charged off`` (about 30 % charged off). Same ``(n, seed)``, same frame.
+    "Loan Status" is ``repaid`` or ``charged off`` (about 30 % charged off). ``classes=3`` adds ``repaid late``
+    (about 20 %; schema ``loan_applications_3class.yaml``). Same ``(n, seed, classes)``, same frame.
     """
     if n < 1:
         raise ValueError("n must be at least 1")
+    if classes not in (2, 3):
+        raise ValueError("classes must be 2 or 3")
     rng = np.random.default_rng([seed, 31337])
     cols, logit = _loan_rows(rng, n)
-    bad = logit + rng.logistic(0, 1.0, n) > _loan_cut()
+    grade = np.searchsorted(_loan_cuts(classes), logit + rng.logistic(0, 1.0, n))
     df = pd.DataFrame(cols)
     for c in ("Loan Term (months)", "Months at Address", "Age", "Existing Loans", "Late Payments (12m)"):
         df[c] = df[c].astype("Int64" if c in _LOAN_MISSING else np.int64)
     for c, share in _LOAN_MISSING.items():
         df.loc[rng.random(n) < share, c] = None if df[c].dtype == object else pd.NA
-    df[LOAN_TARGET] = np.where(bad, LOAN_CLASSES[1], LOAN_CLASSES[0]).astype(object)
+    df[LOAN_TARGET] = np.asarray(LOAN_CLASSES if classes == 2 else LOAN_CLASSES_3, dtype=object)[grade]
     return df

@@ -22,7 +22,8 @@ RATES = ("approval_rate", "tpr", "fpr")
 def groups(feature, col: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """(group name, row mask) for one protected feature: its categories, or age-like bands for numbers."""
     if feature.type == "categorical":
-        return [(str((feature.labels or {}).get(c, c)), col == float(c)) for c in feature.categories]
+        return [(str((feature.labels or {}).get(c, c)), col == code)
+                for c, code in zip(feature.categories, feature.category_codes, strict=True)]
     return [(f"{int(lo)}-{'' if hi == math.inf else int(hi) - 1}", (col >= lo) & (col < hi))
             for lo, hi in zip(AGE_EDGES[:-1], AGE_EDGES[1:], strict=True)]
 

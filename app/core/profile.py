@@ -6,7 +6,9 @@ Computed from the training data when a model is trained; it travels inside the m
 * numeric and integer features: interior cut points at the training quantiles (``bins`` of them at most;
   duplicates merged for discrete values), the share of training rows in each bin, the missing rate, and a
   seeded sample of at most ``sample_size`` values for the two-sample Kolmogorov-Smirnov test;
-* categorical features: the share of each category (plus an ``other`` bucket) and the missing rate;
+* categorical features: the share of each category (plus an ``other`` bucket, last) and the missing rate;
+  ``categories`` are the schema's categories as text (``self-employed``), ``codes`` their values in the model
+  matrix (string categories are their position in the schema; integer ones their own value);
 * the score: the same as a numeric feature, for the predicted probability of the bad class on the holdout.
 
 Training writes it, the monitor reads it (:mod:`app.monitoring.drift` compares live windows against it).
@@ -47,12 +49,23 @@ def _numeric_entry(values: np.ndarray, bins: int, sample_size: int, rng: np.rand
             "sample": [float(v) for v in np.sort(sample)]}
 
 
-def _categorical_entry(values: np.ndarray, categories: list[Any]) -> dict[str, Any]:
+def other_bucket(categories: list[str]) -> str:
+    """The name of the bucket for values outside the categories: ``other``, unless that is a category."""
+    name = OTHER
+    while name in categories:
+        name = f"({name})"
+    return name
+
+
+def _categorical_entry(values: np.ndarray, feature) -> dict[str, Any]:
+    """Shares of each category (model-matrix codes in ``values``), as the schema spells them (strings), with the
+    matrix code of each in ``codes`` so that drift can count a window given either way."""
     present = values[~np.isnan(values)]
-    cats = [str(c) for c in categories]
-    counts = [int(np.sum(present == float(c))) for c in categories]
+    cats = [str(c) for c in feature.categories or []]
+    codes = feature.category_codes
+    counts = [int(np.sum(present == c)) for c in codes]
     other = int(present.size - sum(counts))
-    return {"type": "categorical", "categories": cats + [OTHER],
+    return {"type": "categorical", "categories": cats + [other_bucket(cats)], "codes": codes,
             "expected": [c / max(present.size, 1) for c in counts + [other]], "counts": counts + [other],
             "rows": int(present.size), "missing_rate": float(1 - present.size / max(values.size, 1))}
 
@@ -66,7 +79,7 @@ def build_profile(schema, X: np.ndarray, score: np.ndarray | None, bins: int = 1
     for j, f in enumerate(schema.features):
         col = X[:, j]
         if f.type == "categorical":
-            feats[f.name] = _categorical_entry(col, list(f.categories or []))
+            feats[f.name] = _categorical_entry(col, f)
         else:
             feats[f.name] = _numeric_entry(col, bins, sample_size, rng)
         feats[f.name]["protected"] = bool(f.protected)

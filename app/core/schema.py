@@ -66,6 +66,27 @@ class Feature(BaseModel):
         """Codes accepted on input: documented categories plus the remapped undocumented ones."""
         return list(self.categories or []) + [k for k in self.remap if k not in (self.categories or [])]
 
+    @property
+    def string_coded(self) -> bool:
+        """A categorical feature with string categories: the model matrix holds each one's position."""
+        return self.type == "categorical" and any(isinstance(c, str) for c in self.categories or [])
+
+    @cached_property
+    def matrix_codes(self) -> dict[int | str, float]:
+        """The model-matrix value of every accepted input code, remapped codes included.
+
+        Integer categories are their own value; string categories are their position in ``categories``
+        (``self-employed`` -> 1.0). A remapped code gets its target's value. Training (validation) and serving
+        both encode through this map, so a row means the same to the model on either side."""
+        cats = list(self.categories or [])
+        own = {c: float(i) if self.string_coded else float(c) for i, c in enumerate(cats)}
+        return {**own, **{src: own[dst] for src, dst in self.remap.items() if src not in own}}
+
+    @property
+    def category_codes(self) -> list[float]:
+        """The model-matrix value of each documented category, in schema order."""
+        return [self.matrix_codes[c] for c in self.categories or []]
+
     def example_value(self) -> Any:
         if self.example is not None:
             return self.example

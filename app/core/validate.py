@@ -97,12 +97,16 @@ def _isnull(v: Any) -> bool:
 
 
 def rename_source_columns(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """Accept the UCI-coded layout (X1..X23, Y, optionally an ID column) as well as the schema's names."""
-    codes = schema.source_columns
-    if codes and set(codes).issubset(df.columns) and not set(schema.feature_names) & set(df.columns):
+    """Accept the file's own column names (each feature's and the target's ``source``: ``Loan Amount (EUR)``,
+    the UCI codes X1..X23, Y) as well as the schema's names; the target may be absent (scoring).
+
+    A source column is renamed when the schema name is not a column too. When anything was renamed, an ``ID``
+    column (the UCI layout's row number) is dropped."""
+    codes = {src: name for src, name in schema.source_columns.items()
+             if src in df.columns and name not in df.columns and src != name}
+    if codes:
         df = df.rename(columns=codes)
-        drop = [c for c in df.columns if str(c).upper() == "ID"]
-        df = df.drop(columns=drop)
+        df = df.drop(columns=[c for c in df.columns if str(c).upper() == "ID"])
     return df
 
 
@@ -141,8 +145,10 @@ def validate(raw: pd.DataFrame, schema: DatasetSchema, cv_folds: int = 5, holdou
         values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         isnull = col.isna().to_numpy()
         wrong_type = np.isnan(values) & ~isnull
-        if f.type == "categorical" and any(isinstance(c, str) for c in f.categories or []):
-            values, wrong_type = _string_codes(col, f.accepted_codes, isnull)
+        if f.string_coded:
+            values, unknown_text = _string_codes(raw, f, isnull, report)
+            wrong_type = np.zeros(len(raw), dtype=bool)
+            bad_row |= unknown_text
         if wrong_type.any():
             report.add("error", "wrong_type", f.name, wrong_type.sum(),
                        f"{wrong_type.sum()} value(s) are not {'numbers' if f.type != 'categorical' else 'codes'}",
@@ -158,15 +164,13 @@ def validate(raw: pd.DataFrame, schema: DatasetSchema, cv_folds: int = 5, holdou
                        _examples(raw, isnull, None))
         present = ~np.isnan(values)
         if f.type == "categorical":
-            for src, dst in f.remap.items():
-                hit = present & (values == float(src)) if not isinstance(src, str) else np.zeros_like(present)
+            for src, dst in ({} if f.string_coded else f.remap).items():  # string codes: in _string_codes
+                hit = present & (values == float(src))
                 if hit.any():
                     report.add("treated", "remapped", f.name, hit.sum(),
                                f"{hit.sum()} undocumented code {src!r} mapped to {dst!r}: {f.remap_reason}")
                     values = np.where(hit, float(dst), values)
-            allowed = np.array([float(c) for c in f.categories if not isinstance(c, str)] or [np.nan])
-            unknown = present & ~np.isin(values, allowed) if not any(isinstance(c, str) for c in f.categories) \
-                else np.zeros_like(present)
+            unknown = present & ~np.isin(values, f.category_codes)
             if unknown.any():
                 codes = sorted({_num(v) for v in values[unknown]})[:10]
                 report.add("error", "unknown_category", f.name, unknown.sum(),
@@ -213,11 +217,26 @@ def validate(raw: pd.DataFrame, schema: DatasetSchema, cv_folds: int = 5, holdou
     return df, report
 
 
-def _string_codes(col: pd.Series, accepted: list[Any], isnull: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """String categories become their index in the accepted list; anything else is a wrong value."""
-    lookup = {str(c): float(i) for i, c in enumerate(accepted)}
-    mapped = col.astype("string").map(lookup).to_numpy(dtype=np.float64, na_value=np.nan)
-    return mapped, np.isnan(mapped) & ~isnull
+def _string_codes(raw: pd.DataFrame, f, isnull: np.ndarray,
+                  report: ValidationReport) -> tuple[np.ndarray, np.ndarray]:
+    """String categories become their model-matrix codes (:attr:`Feature.matrix_codes`; remapped codes are
+    counted in the report). A value that is no accepted code is an unknown category, named with the allowed
+    values; the row is refused. Returns the codes (NaN where missing or unknown) and the unknown mask."""
+    col = raw[f.name]
+    text = col.astype("string")
+    mapped = text.map({str(c): v for c, v in f.matrix_codes.items()}).to_numpy(dtype=np.float64, na_value=np.nan)
+    for src, dst in f.remap.items():
+        hit = (text == str(src)).fillna(False).to_numpy(dtype=bool)
+        if hit.any():
+            report.add("treated", "remapped", f.name, hit.sum(),
+                       f"{hit.sum()} undocumented code {src!r} mapped to {dst!r}: {f.remap_reason}")
+    unknown = np.isnan(mapped) & ~isnull
+    if unknown.any():
+        values = sorted({str(v) for v in col[unknown]})[:10]
+        report.add("error", "unknown_category", f.name, unknown.sum(),
+                   f"{unknown.sum()} value(s) with unknown categories {values}; allowed {f.categories}",
+                   _examples(raw, unknown, f.name))
+    return mapped, unknown
 
 
 def _validate_target(raw: pd.DataFrame, schema: DatasetSchema,

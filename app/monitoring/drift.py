@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from app.core.profile import OTHER, PROFILE_FORMAT, bin_index, build_profile
 
-__all__ = ["EPS", "OTHER", "PROFILE_FORMAT", "FeatureDrift", "bin_index", "build_profile", "drift_report",
-           "feature_drift", "psi"]
+__all__ = ["EPS", "OTHER", "PROFILE_FORMAT", "FeatureDrift", "bin_index", "build_profile", "category_codes",
+           "drift_report", "feature_drift", "psi", "window_values"]
 
 EPS = 1e-4
 
@@ -64,17 +65,52 @@ def _bin_labels(cuts: list[float]) -> list[str]:
     return [f"< {c[0]}", *[f"[{c[i]}, {c[i + 1]})" for i in range(len(c) - 1)], f">= {c[-1]}"]
 
 
+def category_codes(entry: dict[str, Any]) -> list[float]:
+    """The model-matrix code of each category of a categorical profile entry (profiles written before string
+    categories had no ``codes``: their categories were the integer codes themselves)."""
+    codes = entry.get("codes")
+    return [float(c) for c in (codes if codes is not None else entry["categories"][:-1])]
+
+
+def window_values(entry: dict[str, Any], values: Any) -> np.ndarray:
+    """A window's values as floats (NaN = missing), given as model-matrix codes or as the values themselves.
+
+    For a categorical entry, text values (``self-employed``) are looked up among the categories; a text value
+    outside them counts in the ``other`` bucket. For a numeric entry, a value that is not a number is missing."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fiub":
+        return arr.astype(float)
+    obj = pd.Series(arr.ravel(), dtype=object)
+    missing = obj.isna().to_numpy() | (obj.astype(str).str.strip() == "").to_numpy()
+    if entry["type"] != "categorical":
+        out = pd.to_numeric(obj, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return np.where(missing, np.nan, out)
+    by_text = dict(zip(entry["categories"][:-1], category_codes(entry), strict=True))
+    numeric = pd.to_numeric(obj, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    looked_up = obj.map(lambda v: by_text.get(str(v), np.inf)).to_numpy(dtype=float)
+    # a number is a code only when the categories are integers (a text category is never given by position)
+    use_numeric = ~np.isnan(numeric) & _integer_categories(entry)
+    return np.where(missing, np.nan, np.where(use_numeric, numeric, looked_up))
+
+
+def _integer_categories(entry: dict[str, Any]) -> bool:
+    """Whether the categories are integer codes that are their own model-matrix values (the UCI layout)."""
+    codes = category_codes(entry)
+    return [f"{c:g}" for c in codes] == entry["categories"][:-1]
+
+
 def feature_drift(name: str, entry: dict[str, Any], values: np.ndarray, psi_threshold: float = 0.2,
                   p_threshold: float = 0.01, kind: str | None = None) -> FeatureDrift:
-    """Drift of ``values`` (NaN = missing) against one profile entry."""
+    """Drift of ``values`` (NaN = missing; or the values as given, :func:`window_values`) against one profile
+    entry."""
     from scipy import stats
 
-    values = np.asarray(values, dtype=float)
+    values = window_values(entry, values)
     present = values[~np.isnan(values)]
     missing = float(1 - present.size / values.size) if values.size else float("nan")
     if entry["type"] == "categorical":
         cats = entry["categories"]
-        codes = [float(c) for c in cats[:-1]]
+        codes = category_codes(entry)
         counts = [int(np.sum(present == c)) for c in codes]
         counts.append(int(present.size - sum(counts)))
         actual = np.asarray(counts, dtype=float) / max(present.size, 1)
@@ -107,8 +143,11 @@ def feature_drift(name: str, entry: dict[str, Any], values: np.ndarray, psi_thre
 
 def drift_report(profile: dict[str, Any], X: np.ndarray, names: list[str], score: np.ndarray | None = None,  # noqa: N803
                  psi_threshold: float = 0.2, p_threshold: float = 0.01) -> dict[str, Any]:
-    """Drift of every profiled feature in ``X`` (columns named by ``names``) and of the score."""
-    X = np.asarray(X, dtype=float)  # noqa: N806
+    """Drift of every profiled feature in ``X`` (columns named by ``names``) and of the score.
+
+    ``X`` holds model-matrix codes (floats, NaN = missing) or, as an object array, the values as given
+    (string categories as text, :func:`window_values`)."""
+    X = np.asarray(X)  # noqa: N806 (floats, or objects when string values are given as text)
     out = []
     for j, name in enumerate(names):
         entry = profile["features"].get(name)
