@@ -1,10 +1,10 @@
 """A schema's category codes on the serving side: the number the model reads for a value, and back.
 
 The model reads every feature as a float64 column in schema order. A categorical feature whose codes are text
-(``self-employed``, ``home/improvement``, ``Ørsted``) is read as the index of the value in the feature's accepted
-codes (documented categories first, then the undocumented ones the schema remaps), as
-:mod:`app.core.validate` encodes training data; an undocumented code becomes its remap target's index. A
-missing value is NaN. Integer-coded categoricals and numbers are read as themselves.
+(``self-employed``, ``home/improvement``, ``Zürich``) is read as the position of the value among the feature's
+categories, an undocumented (remapped) code as its target's: :attr:`app.core.schema.Feature.matrix_codes`, the
+one encoding training validation uses too. A missing value is NaN. Integer-coded categoricals and numbers are
+read as themselves.
 
 The API answers, logs and stores values as a lender reads them: :meth:`FeatureCodes.values` turns a row back
 into JSON values (the category string, ``None`` for a missing value, an int where the number is integral).
@@ -20,8 +20,8 @@ from app.core.schema import DatasetSchema, Feature
 
 
 def text_coded(f: Feature) -> bool:
-    """A categorical whose codes are text (any string among its categories): encoded by index."""
-    return f.type == "categorical" and any(isinstance(c, str) for c in f.categories or [])
+    """A categorical whose codes are text (any string among its categories): encoded by position."""
+    return f.string_coded
 
 
 def plain(v: float) -> float | int | None:
@@ -48,14 +48,10 @@ class FeatureCodes:
     def __init__(self, schema: DatasetSchema):
         self.schema = schema
         features = schema.features
-        self.text: dict[int, list[Any]] = {j: list(f.accepted_codes) for j, f in enumerate(features)
-                                           if text_coded(f)}
-        self.lookup: dict[int, dict[Any, float]] = {j: {c: float(i) for i, c in enumerate(codes)}
-                                                    for j, codes in self.text.items()}
-        for j, f in enumerate(features):  # an undocumented text value's number is its remap target's
-            if j in self.text and f.remap:
-                numbers = self.lookup[j]
-                self.lookup[j] = {c: numbers[f.remap[c]] if c in f.remap else n for c, n in numbers.items()}
+        self.text: dict[int, list[Any]] = {j: list(f.categories or []) for j, f in enumerate(features)
+                                           if f.string_coded}
+        # the schema's one encoding (training validates through it too): a remapped code gets its target's number
+        self.lookup: dict[int, dict[Any, float]] = {j: dict(features[j].matrix_codes) for j in self.text}
         self.remap: dict[int, dict[float, float]] = {  # number codes: remapped after parsing
             j: {float(k): float(v) for k, v in f.remap.items()} for j, f in enumerate(features)
             if f.remap and j not in self.text}

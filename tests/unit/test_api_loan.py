@@ -15,13 +15,14 @@ import pytest
 from app.core.schema import DatasetSchema
 from app.core.validate import rename_source_columns
 from app.datasets import generate_loan_applications
-from app.monitoring.monitor import feature_matrix
+from app.monitoring.monitor import feature_matrix, run_monitor
 from app.registry import Registry
 from app.serving.matrix_validation import matrix_from_objects
 from app.serving.validation import ApplicantModels
 from app.training.validate import validate
 from tests.conftest import SCHEMAS, clear_mlflow_env, make_settings
 from tests.helpers import fit_bundle, register_bundle
+from tests.monitoring_helpers import register_profiled
 from tests.unit.test_api import make_app, post
 
 V2 = "/v2/models/credit-score/infer"
@@ -48,14 +49,14 @@ def loan_frame(loan_schema):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, loan_schema, loan_frame):
-    """v1 champion (XGBoost), v2 challenger (RandomForest), both on the loan schema."""
+    """v1 champion (XGBoost), v2 challenger (RandomForest), both on the loan schema with the reference profile
+    training attaches."""
     clear_mlflow_env()
     tmp = tmp_path_factory.mktemp("loan-store")
     settings = make_settings(tmp)
     reg = Registry(settings)
-    reg.promote(register_bundle(settings, fit_bundle(loan_schema, loan_frame), tmp), "champion")
-    reg.promote(register_bundle(settings, fit_bundle(loan_schema, loan_frame, classifier="random_forest"), tmp),
-                "challenger")
+    reg.promote(register_profiled(settings, loan_schema, loan_frame, tmp), "champion")
+    reg.promote(register_profiled(settings, loan_schema, loan_frame, tmp, classifier="random_forest"), "challenger")
     return tmp
 
 
@@ -268,17 +269,36 @@ def test_stored_rows_and_logs_keep_the_strings(store, tmp_path, loan_schema, cap
     assert ROW in logged
 
 
+def test_the_monitor_flags_a_shifted_text_feature(store, loan_schema, tmp_path):
+    """A window where most applicants come from one region: the monitor reads the stored strings back, flags
+    ``region`` (chi-square and PSI against the training profile) and groups fairness by the string genders."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    app = make_app(store, store_url=url, store_flush_interval=0.05, log_level="WARNING")
+    frame = rename_source_columns(generate_loan_applications(600, seed=21), loan_schema)
+    rows = [{**r, "region": r["region"] if i % 5 == 0 else "Zürich"}
+            for i, r in enumerate(_applicants(loan_schema, frame, 600))]
+    try:
+        r = post(app.test_client(), "/predict/batch", {"instances": rows})
+        assert r.status_code == 200, r.json
+        assert app.extensions["credit_score"].writer.flush(20)
+    finally:
+        app.extensions["credit_score"].writer.close()
+    settings = make_settings(store).model_copy(update={
+        "store_url": url, "reports_dir": tmp_path / "reports", "state_dir": tmp_path / "jobs", "monitor_min_rows": 200})
+    summary = run_monitor(settings, dry_run=True)
+    assert summary["drift"]["status"] == "ok" and "region" in summary["drift"]["drifted"], summary["drift"]["drifted"]
+    assert not {"gender", "home_ownership", "loan_purpose"} & set(summary["drift"]["drifted"])
+    region = next(d for d in summary["drift"]["features"] if d["feature"] == "region")
+    assert "Zürich" in region["bins"] and region["actual"][region["bins"].index("Zürich")] > 0.7
+    assert {g["group"] for g in summary["fairness"] if g["feature"] == "gender"} == {"female", "male", "non-binary"}
+
+
 # ---- three classes with string labels ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def three_class(tmp_path_factory, loan_schema, loan_frame):
-    """The loan schema with a three-class string target (repaid / paid late / charged off), served as champion."""
-    raw = loan_schema.to_dict()
-    raw["name"] = "loan_applications_3class"
-    raw["target"] = {**raw["target"], "classes": ["repaid", "paid late", "charged off"], "bad_class": "charged off"}
-    schema = DatasetSchema.from_dict(raw)
-    frame = loan_frame.copy()
-    late = (frame["loan_status"] == "repaid") & (frame["late_payments_12m"] >= 1)
-    frame.loc[late, "loan_status"] = "paid late"
+def three_class(tmp_path_factory):
+    """A champion on the three-class loan schema (repaid / repaid late / charged off)."""
+    schema = DatasetSchema.load(SCHEMAS / "loan_applications_3class.yaml")
+    frame = rename_source_columns(generate_loan_applications(3000, seed=12, classes=3), schema)
     clear_mlflow_env()
     tmp = tmp_path_factory.mktemp("loan-3class")
     settings = make_settings(tmp)
@@ -288,7 +308,7 @@ def three_class(tmp_path_factory, loan_schema, loan_frame):
 
 def test_three_string_classes_serve_every_class_probability(three_class, loan_schema):
     out = _predict(three_class, ROW)
-    assert set(out["probabilities"]) == {"repaid", "paid late", "charged off"}
+    assert set(out["probabilities"]) == {"repaid", "repaid late", "charged off"}
     assert sum(out["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     assert out["probability"] == out["probabilities"]["charged off"]
     assert out["prediction"] in out["probabilities"] and out["reason_codes"]

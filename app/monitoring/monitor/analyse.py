@@ -41,15 +41,10 @@ def feature_matrix(rows: list[Row], schema) -> np.ndarray:
 
 
 def text_numbers(schema) -> dict[str, dict[object, float]]:
-    """Per feature with text categories: category -> the number the model reads, as training encodes it
-    (app/core/validate.py) and the API does (app/serving/codes.py): the index among the accepted codes, an
-    undocumented code its remap target's. The store keeps the string (what the applicant gave)."""
-    out: dict[str, dict[object, float]] = {}
-    for f in schema.features:
-        if f.type == "categorical" and any(isinstance(c, str) for c in f.categories or []):
-            index = {c: float(i) for i, c in enumerate(f.accepted_codes)}
-            out[f.name] = {c: index[f.remap[c]] if c in f.remap else n for c, n in index.items()}
-    return out
+    """Per feature with text categories: category -> the number the model reads (the schema's one encoding,
+    :attr:`~app.core.schema.Feature.matrix_codes`, as training and the API use it). The store keeps the string
+    (what the applicant gave)."""
+    return {f.name: dict(f.matrix_codes) for f in schema.features if f.string_coded}
 
 
 # ---- drift -------------------------------------------------------------------------------------------------
