@@ -112,8 +112,8 @@ def _tensor(t: Tensor, k: int, nullable: bool = False) -> np.ndarray:
             values = None
         nulls = type(None) in kinds and np.fromiter((v is None for v in flat), bool, len(flat))
     if values is None or not (np.isfinite(values) | nulls).all():
-        bad = next((i for i, v in enumerate(flat) if isinstance(v, bool) or not isinstance(v, int | float)
-                    or abs(v) > _FLOAT_MAX or not math.isfinite(v)), 0)
+        bad = next((i for i, v in enumerate(flat) if not (nullable and v is None) and (
+            isinstance(v, bool) or not isinstance(v, int | float) or abs(v) > _FLOAT_MAX or not math.isfinite(v))), 0)
         problem = "finite numbers or null (the feature is nullable)" if nullable else "finite numbers only"
         raise RequestError(422, "invalid input tensor", [{"field": f"{where}.data[{bad}]", "problem": problem}])
     return values

@@ -11,7 +11,11 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
 
+from app.api.contracts.predict import Prediction
 from app.core.schema import DatasetSchema
 from app.core.validate import rename_source_columns
 from app.datasets import generate_loan_applications
@@ -79,6 +83,8 @@ def test_predict_with_text_categories_names_features_with_their_values(client, r
     given = {rc["feature"]: rc["value"] for rc in out["reason_codes"]}
     assert given == row  # every feature (13 reason codes asked for), each with the value as sent
     assert all(isinstance(rc["contribution"], float) for rc in out["reason_codes"])
+    documented = Prediction.model_validate(out)  # the answer meets its documented contract, strings and all
+    assert {rc.feature: rc.value for rc in documented.reason_codes} == row
 
 
 def test_text_categories_change_the_score(client, loan_schema, loan_frame):
@@ -318,3 +324,27 @@ def test_three_string_classes_serve_every_class_probability(three_class, loan_sc
     assert len(got["probabilities"]) == 6 and got["prediction"][0] == out["prediction"]
     batch = post(three_class, "/predict/batch", {"instances": [ROW, NULLS]}).json
     assert batch["predictions"][0]["probabilities"] == out["probabilities"]
+
+
+# ---- odd input: a 4xx naming a field, never a 5xx ---------------------------------------------------------------
+_odd = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=False),
+                 st.text(max_size=8), st.sampled_from(["Zürich", "self-employed", "home/improvement", "", "rent"]),
+                 st.lists(st.text(max_size=3), max_size=2))
+
+
+@fuzz_settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.dictionaries(st.sampled_from(sorted(ROW)), _odd, max_size=3),
+       datatypes=st.dictionaries(st.sampled_from(sorted(ROW)), st.sampled_from(["BYTES", "FP64", "INT64"]),
+                                 max_size=2),
+       raw=st.binary(max_size=24), shape=st.sampled_from([[1], [2], [1, 1]]))
+def test_odd_values_get_a_4xx_naming_a_field(client, loan_schema, changes, datatypes, raw, shape):
+    row = {**ROW, **changes}
+    for r in (post(client, "/predict", row), post(client, "/predict/batch", {"instances": [ROW, row]}),
+              post(client, V2, _v2_json([row], loan_schema, datatypes))):
+        assert r.status_code < 500 and (r.status_code == 200 or r.json["details"][0]["field"]), r.json
+    body = _v2_json([ROW], loan_schema)  # one BYTES input as arbitrary bytes, of an arbitrary shape
+    del body["inputs"][9]["data"]
+    body["inputs"][9].update(shape=shape, parameters={"binary_data_size": len(raw)})
+    header = json.dumps(body).encode()
+    r = client.post(V2, data=header + raw, headers={HEADER: str(len(header))})
+    assert r.status_code < 500 and (r.status_code == 200 or r.json["details"][0]["field"]), r.json
