@@ -27,7 +27,7 @@ from app.training.validate import validate
 from tests.conftest import SCHEMAS, clear_mlflow_env, make_settings
 from tests.helpers import fit_bundle, register_bundle
 from tests.monitoring_helpers import register_profiled
-from tests.unit.test_api import make_app, post
+from tests.unit.test_api import TOKEN, make_app, post
 
 V2 = "/v2/models/credit-score/infer"
 HEADER = "Inference-Header-Content-Length"
@@ -283,10 +283,16 @@ def test_the_monitor_flags_a_shifted_text_feature(store, loan_schema, tmp_path):
     frame = rename_source_columns(generate_loan_applications(600, seed=21), loan_schema)
     rows = [{**r, "region": r["region"] if i % 5 == 0 else "Zürich"}
             for i, r in enumerate(_applicants(loan_schema, frame, 600))]
+    truth, _ = validate(frame, loan_schema, cv_folds=2)
+    c = app.test_client()
     try:
-        r = post(app.test_client(), "/predict/batch", {"instances": rows})
+        r = post(c, "/predict/batch", {"instances": rows})
         assert r.status_code == 200, r.json
         assert app.extensions["credit_score"].writer.flush(20)
+        pid = r.json["prediction_id"]
+        outcomes = [{"prediction_id": f"{pid}/{i}", "outcome": y} for i, y in enumerate(truth["loan_status"])]
+        fed = post(c, "/feedback", {"outcomes": outcomes}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert fed.status_code == 200 and fed.json["recorded"] == len(rows), fed.json
     finally:
         app.extensions["credit_score"].writer.close()
     settings = make_settings(store).model_copy(update={
@@ -297,6 +303,9 @@ def test_the_monitor_flags_a_shifted_text_feature(store, loan_schema, tmp_path):
     region = next(d for d in summary["drift"]["features"] if d["feature"] == "region")
     assert "Zürich" in region["bins"] and region["actual"][region["bins"].index("Zürich")] > 0.7
     assert {g["group"] for g in summary["fairness"] if g["feature"] == "gender"} == {"female", "male", "non-binary"}
+    live = summary["live"]["champion"]  # outcomes given as the schema's string classes
+    assert live["n"] == len(rows) and 0.5 < live["roc_auc"] <= 1 and live["bad"] == (truth["loan_status"] ==
+                                                                                       "charged off").sum()
 
 
 # ---- three classes with string labels ---------------------------------------------------------------------------
