@@ -28,13 +28,34 @@ def groups(feature, col: np.ndarray) -> list[tuple[str, np.ndarray]]:
             for lo, hi in zip(AGE_EDGES[:-1], AGE_EDGES[1:], strict=True)]
 
 
+def _codes(feature, col: np.ndarray) -> np.ndarray:
+    """A column as model-matrix codes: given as codes already (floats), or as the values themselves (objects:
+    string categories as text, looked up in :attr:`~app.core.schema.Feature.matrix_codes`)."""
+    if col.dtype.kind in "fiub":
+        return col.astype(float)
+    lookup = {str(k): v for k, v in (feature.matrix_codes if feature.type == "categorical" else {}).items()}
+
+    def code(v: Any) -> float:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return math.nan
+        if str(v) in lookup:
+            return lookup[str(v)]
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return math.nan
+
+    return np.array([code(v) for v in col], dtype=float)
+
+
 def _rate(mask: np.ndarray) -> float:
     return float(mask.mean()) if mask.size else float("nan")
 
 
 def fairness_table(schema, X: np.ndarray, is_bad: np.ndarray | None, pred_bad: np.ndarray,  # noqa: N803
                    labelled: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Per protected group. ``is_bad`` (observed) may be None or known only where ``labelled`` is True."""
+    """Per protected group. ``is_bad`` (observed) may be None or known only where ``labelled`` is True.
+    ``X`` holds model-matrix codes, or (an object array) the values as given: ``female``, ``non-binary``."""
     pred_bad = np.asarray(pred_bad, dtype=bool)
     if is_bad is not None:
         is_bad = np.asarray(is_bad, dtype=bool)
@@ -43,7 +64,7 @@ def fairness_table(schema, X: np.ndarray, is_bad: np.ndarray | None, pred_bad: n
     for j, f in enumerate(schema.features):
         if not f.protected:
             continue
-        for name, mask in groups(f, np.asarray(X, dtype=float)[:, j]):
+        for name, mask in groups(f, _codes(f, np.asarray(X)[:, j])):
             if not mask.any():
                 continue
             row = {"feature": f.name, "group": name, "rows": int(mask.sum()),

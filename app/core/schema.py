@@ -71,13 +71,14 @@ class Feature(BaseModel):
         """A categorical feature with string categories: the model matrix holds each one's position."""
         return self.type == "categorical" and any(isinstance(c, str) for c in self.categories or [])
 
-    @cached_property
+    @property
     def matrix_codes(self) -> dict[int | str, float]:
         """The model-matrix value of every accepted input code, remapped codes included.
 
         Integer categories are their own value; string categories are their position in ``categories``
         (``self-employed`` -> 1.0). A remapped code gets its target's value. Training (validation) and serving
-        both encode through this map, so a row means the same to the model on either side."""
+        both encode through this map, so a row means the same to the model on either side. Built per call:
+        callers on a hot path keep their own copy."""
         cats = list(self.categories or [])
         own = {c: float(i) if self.string_coded else float(c) for i, c in enumerate(cats)}
         return {**own, **{src: own[dst] for src, dst in self.remap.items() if src not in own}}

@@ -130,3 +130,28 @@ def test_policy_cool_down_and_running_job():
     assert retrain_decision(s, ["pay_0"], None, None, NOW, [api])["start"]  # jobs started by hand do not cool down
     d = retrain_decision(s, ["pay_0"], None, None, NOW, [running])
     assert not d["start"] and "running" in d["skipped"]
+
+
+def test_a_profile_written_before_string_categories_still_reads(profile, schema):
+    old = {k: v for k, v in profile["features"]["marriage"].items() if k != "codes"}  # no "codes" then
+    live = matrix(generate_synthetic(2000, seed=8), schema)[:, schema.feature_names.index("marriage")]
+    now, then = feature_drift("marriage", profile["features"]["marriage"], live), feature_drift("marriage", old, live)
+    assert then.actual == now.actual and then.psi == now.psi
+
+
+def test_text_values_outside_the_categories_count_in_the_other_bucket():
+    from app.core.schema import DatasetSchema
+    from app.monitoring.drift import window_values
+
+    schema = DatasetSchema.from_dict({
+        "name": "t", "target": {"name": "y", "classes": ["good", "bad"], "bad_class": "bad"},
+        "features": [{"name": "housing", "type": "categorical", "categories": ["own", "rent", "free"],
+                      "nullable": True}]})
+    ref = np.repeat([0.0, 1.0, 2.0, np.nan], [500, 300, 150, 50])[:, None]
+    entry = build_profile(schema, ref, None)["features"]["housing"]
+    assert entry["categories"] == ["own", "rent", "free", "other"] and entry["codes"] == [0.0, 1.0, 2.0]
+    assert entry["missing_rate"] == pytest.approx(0.05)
+    values = np.array(["rent", "own", None, "boat", "", "free"], dtype=object)
+    assert np.array_equal(window_values(entry, values), [1.0, 0.0, np.nan, np.inf, np.nan, 2.0], equal_nan=True)
+    d = feature_drift("housing", entry, np.array(["boat"] * 300 + ["own"] * 300, dtype=object))
+    assert d.actual[-1] == pytest.approx(0.5) and d.drifted and d.bins[-1] == "other"

@@ -14,7 +14,9 @@ from packaging.version import Version
 from app.core.bundle import BundleError, load_bundle
 from app.core.features import CreditFeatures
 from app.core.safe_skops import FEATURES_ALLOWED, MODEL_ALLOWED, UnsafeSkopsFile, load_skops, schema_types
-from app.datasets import generate_synthetic
+from app.core.schema import DatasetSchema
+from app.core.validate import rename_source_columns
+from app.datasets import generate_loan_applications, generate_synthetic
 from tests.attack import reseal, tampered_copy, write_exec_pipeline
 from tests.helpers import fit_bundle
 
@@ -25,11 +27,18 @@ PROJECT = Path(__file__).resolve().parents[2]
 def forest_dirs(schema, schema3, small_frame, tmp_path_factory):
     """Bundles as training writes them: binary forest with and without a sampler, three-class forest, xgboost."""
     root = tmp_path_factory.mktemp("skops-bundles")
+    loans, loans3 = (DatasetSchema.load(PROJECT / "data" / "schemas" / f"{n}.yaml")
+                     for n in ("loan_applications", "loan_applications_3class"))
     made = {
         "rf": fit_bundle(schema, small_frame, classifier="random_forest"),
         "rf-smote": fit_bundle(schema, small_frame, classifier="random_forest", sampler="smote"),
         "rf-3class": fit_bundle(schema3, generate_synthetic(1500, 4, classes=3), classifier="random_forest"),
         "xgb": fit_bundle(schema, small_frame, classifier="xgboost"),
+        # string categories, nulls and string labels (a lender's own format) need no type beyond the lists
+        "rf-loans-smote": fit_bundle(loans, rename_source_columns(generate_loan_applications(1500, 4), loans),
+                                     classifier="random_forest", sampler="smote"),
+        "rf-loans-3class": fit_bundle(loans3, rename_source_columns(generate_loan_applications(1500, 5, classes=3),
+                                                                    loans3), classifier="random_forest"),
     }
     return {name: (root / name, b.save(root / name)) for name, b in made.items()}
 
@@ -41,6 +50,9 @@ def test_bundles_the_project_writes_use_only_allow_listed_types_and_load(forest_
             assert {t for _, t in schema_types(d / "model.skops")} <= set().union(*MODEL_ALLOWED.values())
         loaded = load_bundle(d, sha)
         assert isinstance(loaded.features, CreditFeatures), name
+        if "loans" in name:  # the schema's string categories and labels survive the round trip
+            assert "café owner" in loaded.schema.feature("employment_type").categories
+            assert loaded.schema.target.bad_class == "charged off"
 
 
 def test_the_allow_lists_are_exact_names_not_prefixes():
