@@ -8,8 +8,9 @@ label), or the binary tensor data extension: the JSON header
 row-major, ``parameters.binary_data_size`` bytes, in the order of ``inputs``. Answer: JSON, or, when an output
 is asked for as binary (``outputs[k].parameters.binary_data``, else the request's
 ``parameters.binary_data_output``), the JSON header followed by those outputs' bytes, with
-``Inference-Header-Content-Length``. BYTES outputs are each element's 4-byte little-endian length, then its
-UTF-8 bytes. Shared memory and the classification extension are not offered (a 400 naming the parameter).
+``Inference-Header-Content-Length``. BYTES tensors, in (a text category per element, one tensor per feature) and
+out, are each element's 4-byte little-endian length, then its UTF-8 bytes. Shared memory and the classification
+extension are not offered (a 400 naming the parameter).
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ class Body:
 
 
 @dataclass
+class Tensor:
+    """One input: ``data`` as JSON gave it (nested lists), a binary numeric tensor as float64, or a binary BYTES
+    tensor's raw bytes (read by :func:`bytes_elements` once the route knows the input is due as text)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: np.ndarray | list[Any] | memoryview
+
+
+@dataclass
 class Output:
     name: str
     datatype: str  # FP64 or BYTES
@@ -73,10 +85,11 @@ def read_body() -> Body:
     return Body(parse_json(raw[:int(n)]), memoryview(raw)[int(n):], has_header=True)
 
 
-def input_arrays(req: InferRequest, body: Body) -> list[tuple[str, list[int], np.ndarray | list[Any]]]:
-    """Each input's name, shape and values: the JSON ``data`` as given (checked by the route), a binary
-    tensor as float64, read with ``np.frombuffer`` (no per-value Python)."""
-    out: list[tuple[str, list[int], np.ndarray | list[Any]]] = []
+def input_arrays(req: InferRequest, body: Body) -> list[Tensor]:
+    """Each input's name, datatype, shape and values: the JSON ``data`` as given (checked by the route), a binary
+    numeric tensor as float64, read with ``np.frombuffer`` (no per-value Python), a binary BYTES tensor as its
+    bytes."""
+    out: list[Tensor] = []
     offset = 0
     for k, t in enumerate(req.inputs):
         where = f"inputs[{k}]"
@@ -90,7 +103,7 @@ def input_arrays(req: InferRequest, body: Body) -> list[tuple[str, list[int], np
             if t.data is None:
                 raise RequestError(400, "invalid input tensor", [{"field": f"{where}.data", "problem":
                                    "missing: give data, or parameters.binary_data_size (binary extension)"}])
-            out.append((t.name, t.shape, t.data))
+            out.append(Tensor(t.name, t.datatype, t.shape, t.data))
             continue
         if t.data is not None:
             raise RequestError(400, "invalid input tensor", [{"field": f"{where}.data", "problem":
@@ -98,28 +111,62 @@ def input_arrays(req: InferRequest, body: Body) -> list[tuple[str, list[int], np
         if not body.has_header:
             raise RequestError(400, f"binary input without the {HEADER} header",
                                [{"field": HEADER, "problem": f"required: {where} has binary_data_size"}])
-        dtype = np.dtype(DTYPES[t.datatype])
         count = math.prod(t.shape)
+        if t.datatype == "BYTES":  # elements of their own lengths: read when the route knows it wants text
+            _fits(body, offset, size, where)
+            out.append(Tensor(t.name, t.datatype, t.shape, body.binary[offset:offset + size]))
+            offset += size
+            continue
+        dtype = np.dtype(DTYPES[t.datatype])
         if size != count * dtype.itemsize:
             raise RequestError(400, "binary tensor size does not match its shape", [{
                 "field": f"{where}.parameters.binary_data_size",
                 "problem": f"{size} bytes; shape {t.shape} of {t.datatype} takes {count * dtype.itemsize}"}])
-        if offset + size > len(body.binary):
-            raise RequestError(400, "the body is shorter than its binary tensors", [{
-                "field": f"{where}.parameters.binary_data_size",
-                "problem": f"{len(body.binary) - offset} bytes left after the JSON header and earlier tensors, "
-                           f"{size} declared"}])
+        _fits(body, offset, size, where)
         values = np.frombuffer(body.binary, dtype=dtype, count=count, offset=offset).astype(np.float64)
         offset += size
         if not np.isfinite(values).all():
             bad = int(np.flatnonzero(~np.isfinite(values))[0])
             raise RequestError(422, "invalid input tensor",
                                [{"field": f"{where}.data[{bad}]", "problem": "finite numbers only"}])
-        out.append((t.name, t.shape, values))
+        out.append(Tensor(t.name, t.datatype, t.shape, values))
     if offset != len(body.binary):
         raise RequestError(400, "the body is longer than its binary tensors", [{
             "field": HEADER, "problem": f"{len(body.binary) - offset} bytes after the last tensor; the inputs' "
                                         f"binary_data_size add up to {offset}"}])
+    return out
+
+
+def _fits(body: Body, offset: int, size: int, where: str) -> None:
+    if offset + size > len(body.binary):
+        raise RequestError(400, "the body is shorter than its binary tensors", [{
+            "field": f"{where}.parameters.binary_data_size",
+            "problem": f"{len(body.binary) - offset} bytes left after the JSON header and earlier tensors, "
+                       f"{size} declared"}])
+
+
+def bytes_elements(raw: memoryview, count: int, where: str) -> list[str]:
+    """A binary BYTES tensor's ``count`` elements (4-byte little-endian length, then UTF-8), filling ``raw``
+    exactly; a 400 naming the input when the lengths do not add up, a 422 naming the element that is not
+    UTF-8."""
+    out, pos, size = [], 0, len(raw)
+    for i in range(count):
+        n = struct.unpack_from("<I", raw, pos)[0] if pos + 4 <= size else None
+        if n is None or pos + 4 + n > size:
+            raise RequestError(400, "invalid BYTES tensor", [{
+                "field": f"{where}.parameters.binary_data_size",
+                "problem": f"{size} bytes end inside element {i} of {count} (each: a 4-byte little-endian length, "
+                           f"then that many UTF-8 bytes)"}])
+        try:
+            out.append(bytes(raw[pos + 4:pos + 4 + n]).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise RequestError(422, "invalid input tensor", [{"field": f"{where}.data[{i}]",
+                                                              "problem": "not UTF-8 text"}]) from None
+        pos += 4 + n
+    if pos != size:
+        raise RequestError(400, "invalid BYTES tensor", [{
+            "field": f"{where}.parameters.binary_data_size",
+            "problem": f"{size - pos} bytes left after the {count} elements of shape"}])
     return out
 
 

@@ -33,7 +33,8 @@ OIP_HEADER = "Inference-Header-Content-Length"
 OIP_BINARY = (
     "Open Inference Protocol binary tensor data extension: the JSON request (its length in bytes in the "
     f"`{OIP_HEADER}` header) followed by the raw tensors of the inputs that carry `parameters.binary_data_size` "
-    "instead of `data`, in the order of `inputs`, each little-endian and row-major. The JSON request may also come "
+    "instead of `data`, in the order of `inputs`, each little-endian and row-major (a BYTES tensor, one feature's text "
+    "categories: each element's 4-byte little-endian length, then its UTF-8 bytes). The JSON request may also come "
     "without a Content-Type header (as Triton's client sends it), as application/octet-stream, or with curl's "
     "default label application/x-www-form-urlencoded.")
 OIP_BINARY_ANSWER = (

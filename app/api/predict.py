@@ -89,7 +89,8 @@ def risk_band(p_bad: float, threshold: float | None) -> str:
 
 def reason_codes(model: ServedModel, pred: Prediction, row: Sequence[float], k: int,
                  ranked: tuple[list[int], list[float]] | None = None) -> list[dict[str, Any]]:
-    """The k features that moved this applicant's score most, signed (positive = towards the bad class).
+    """The k features that moved this applicant's score most, signed (positive = towards the bad class), each with
+    its value as given (a text category as its string, a missing value as null).
     ``ranked``: this row's feature order and contributions as Python lists, computed for a whole batch at once
     (:func:`describe_batch`)."""
     if pred.contributions is None:
@@ -99,17 +100,10 @@ def reason_codes(model: ServedModel, pred: Prediction, row: Sequence[float], k: 
             pred.contributions.tolist()
     else:
         order, contrib = ranked
-    feats = model.schema.features
-    return [{"feature": feats[j].name, "value": _plain(row[j]), "contribution": round(contrib[j], 6),
+    feats, value = model.schema.features, model.codes.value
+    return [{"feature": feats[j].name, "value": value(j, row[j]), "contribution": round(contrib[j], 6),
              "direction": "increases risk" if contrib[j] > 0 else "decreases risk",
              "description": feats[j].description} for j in order]
-
-
-def _plain(v: float) -> float | int | None:
-    v = float(v)
-    if v != v:  # NaN: a missing value
-        return None
-    return int(v) if v.is_integer() else v
 
 
 def describe_batch(model: ServedModel, preds: list[Prediction], X: np.ndarray, variant: str,  # noqa: N803
@@ -168,7 +162,7 @@ def record(model: ServedModel, variant: str, preds: list[Prediction], X: np.ndar
     lines = [{"prediction.class": str(p.label), "prediction.probability": round(p.bad_probability, 6)} for p in preds]
     if features:
         for line, row in zip(lines, X, strict=True):
-            line["prediction.features"] = {f: _plain(v) for f, v in zip(model.schema.feature_names, row, strict=True)}
+            line["prediction.features"] = model.codes.as_dict(row)  # text categories as their strings
     if len(lines) == 1:
         log.info("prediction", extra={**extra, **lines[0]})
     else:
@@ -186,7 +180,7 @@ def store(model: ServedModel, variant: str, preds: list[Prediction], X: np.ndarr
         prediction_id=pid, unix_time=time.time(), model_name=model.name, model_version=model.version,
         variant=variant, shadow=shadow, batch=batch, labels=[p.label for p in preds], probabilities=proba,
         bad_index=model.bad_index, features=X if st.settings.store_features else None,
-        feature_names=model.schema.feature_names))
+        feature_names=model.schema.feature_names, text_categories=model.codes.text))
 
 
 @bp.post("/predict")

@@ -25,6 +25,7 @@ import numpy as np
 
 from app.core.bundle import ModelBundle
 from app.core.labels import predict_labels
+from app.serving.codes import FeatureCodes
 from app.serving.forest_paths import ForestPaths
 from app.serving.validation import RequestError
 from app.serving.xgb_paths import TreePaths
@@ -57,6 +58,7 @@ class ServedModel:
     def __post_init__(self) -> None:
         self.bundle.set_single_thread()
         self.schema = self.bundle.schema
+        self.codes = FeatureCodes(self.schema)  # text categories: the number the model reads, and back
         self.classes = list(self.schema.classes)
         self.class_names = [str(c) for c in self.classes]
         self.bad_index = self.schema.bad_index

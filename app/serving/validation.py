@@ -1,9 +1,10 @@
 """Request validation built from the dataset schema (pydantic models made at load time, not by hand).
 
 An applicant is a JSON object with the schema's feature names. Each field gets its type, range and allowed
-codes from the schema; NaN and Infinity are refused; unknown fields are refused or ignored by configuration.
-Valid input becomes one NumPy row in the schema's feature order (undocumented codes remapped as the schema
-says), ready for the model without pandas.
+codes from the schema (text categories such as ``self-employed`` as a JSON Schema ``enum`` of the strings, ``null``
+allowed where the schema says nullable); NaN and Infinity are refused; unknown fields are refused or ignored by
+configuration. Valid input becomes one NumPy row in the schema's feature order (text categories as their numbers
+and undocumented codes remapped, :mod:`app.serving.codes`), ready for the model without pandas.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from app.core.schema import DatasetSchema, Feature
+from app.serving.codes import FeatureCodes, text_coded, unknown_category
 
 
 class RequestError(ValueError):
@@ -47,11 +49,17 @@ def _field(f: Feature) -> tuple[Any, Any]:
     example = f.example_value()
     if f.type == "categorical":
         codes = tuple(f.accepted_codes)
-        doc = ", ".join(f"{c}={(f.labels or {}).get(c, '?')}" for c in f.categories or [])
+        if text_coded(f):
+            doc = "Categories: " + ", ".join(c if (lab := (f.labels or {}).get(c)) in (None, c) else f"{c} ({lab})"
+                                             for c in map(str, f.categories or []))
+        else:
+            doc = "Codes: " + ", ".join(f"{c}={(f.labels or {}).get(c, '?')}" for c in f.categories or [])
         if f.remap:
             doc += "; also accepted: " + ", ".join(f"{k} (treated as {v})" for k, v in f.remap.items())
+        if f.nullable:
+            doc += "; null when unknown"
         typ: Any = Annotated[Literal[codes], BeforeValidator(_no_bool)]  # type: ignore[valid-type]
-        field = Field(description=f"{desc} Codes: {doc}.", examples=[example])
+        field = Field(description=f"{desc} {doc}.".strip(), examples=[example])
     else:
         typ = Annotated[int, BeforeValidator(_integral)] if f.type == "integer" else float
         field = Field(description=desc, examples=[example], ge=f.min, le=f.max,
@@ -72,11 +80,7 @@ class ApplicantModels:
                          json_schema_extra={"example": schema.example_row()})
         fields = {f.name: _field(f) for f in schema.features}
         self.applicant: type[BaseModel] = create_model("Applicant", __config__=cfg, **fields)  # type: ignore
-        self._remap = {i: {float(k): float(v) for k, v in f.remap.items()}
-                       for i, f in enumerate(schema.features) if f.remap}
-        self._string_codes = {i: {c: float(j) for j, c in enumerate(f.accepted_codes)}
-                              for i, f in enumerate(schema.features)
-                              if f.type == "categorical" and any(isinstance(c, str) for c in f.categories or [])}
+        self.codes = FeatureCodes(schema)
         self._many = TypeAdapter(list[self.applicant])  # a batch validated in one call
 
     def json_schema(self) -> dict[str, Any]:
@@ -91,18 +95,18 @@ class ApplicantModels:
         try:
             obj = self.applicant.model_validate(payload)
         except ValidationError as e:
-            raise RequestError(422, "invalid applicant", _details(e, where)) from None
+            raise RequestError(422, "invalid applicant", _details(e, where, self.schema)) from None
         return np.array(self._values(obj), dtype=np.float64)
 
     def _values(self, obj: BaseModel) -> list[Any]:
-        """A validated applicant's values in feature order: missing -> NaN, string codes -> their index,
+        """A validated applicant's values in feature order: missing -> NaN, text codes -> their numbers,
         undocumented codes remapped as the schema says."""
         d = obj.__dict__
         values = [d[name] for name in self.names]
-        for i, codes in self._string_codes.items():
+        for i, numbers in self.codes.lookup.items():
             if values[i] is not None:
-                values[i] = codes[values[i]]
-        for i, mapping in self._remap.items():
+                values[i] = numbers[values[i]]
+        for i, mapping in self.codes.remap.items():
             values[i] = mapping.get(values[i], values[i])
         return [math.nan if v is None else v for v in values]
 
@@ -132,7 +136,7 @@ def _kind(v: Any) -> str:
         type(v), "number" if isinstance(v, int | float) else type(v).__name__)
 
 
-def _details(e: ValidationError, where: str) -> list[dict[str, Any]]:
+def _details(e: ValidationError, where: str, schema: DatasetSchema) -> list[dict[str, Any]]:
     out = []
     for err in e.errors(include_url=False, include_context=False):
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "function-")))
@@ -148,8 +152,8 @@ def _details(e: ValidationError, where: str) -> list[dict[str, Any]]:
             problem = "unknown field (not in the schema)"
         elif kind in ("finite_number",):
             problem = "NaN and Infinity are not allowed"
-        elif kind == "literal_error":
-            problem = f"unknown category {err.get('input')!r}; {err['msg'].lower()}"
+        elif kind == "literal_error" and loc in schema.feature_names:
+            problem = unknown_category(schema.feature(loc), err.get("input"))
         else:
             problem = err["msg"]
             if "input" in err and kind not in ("missing",) and _printable(err["input"]):

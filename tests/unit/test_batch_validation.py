@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.api.predict import describe, describe_batch
+from app.serving.codes import plain
 from app.serving.matrix_validation import matrix_from_objects
 from app.serving.model import Prediction
 from app.serving.validation import ApplicantModels, RequestError
@@ -73,6 +74,9 @@ def test_reason_codes_ranked_for_the_batch_equal_one_rows():
 
         class schema:  # noqa: N801
             features = [type("F", (), {"name": f"x{j}", "description": f"feature {j}"})() for j in range(6)]
+
+        class codes:  # noqa: N801 (no text categories: values as plain numbers)
+            value = staticmethod(lambda j, v: plain(v))
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(50, 6))  # noqa: N806

@@ -98,9 +98,14 @@ def test_each_record_field_lands_in_its_column(store):
     assert [(r["request_id"], r["shadow"], r["predicted_class"], r["probability"], r["features"]) for r in one] == [
         ("req-7", False, "0", 0.5, None)]
     # the field order of the 12-field tuple the API used to queue, so positional construction keeps its meaning
+    # (text_categories came after, with a default)
     assert PredictionRecord._fields == ("prediction_id", "unix_time", "model_name", "model_version", "variant",
                                         "shadow", "batch", "labels", "probabilities", "bad_index", "features",
-                                        "feature_names")
+                                        "feature_names", "text_categories")
+    # a text category is stored as its string (the model read its index), a missing one as null
+    text = record_rows(rec._replace(features=np.array([[1.5, 1.0], [-3.0, np.nan]]),
+                                    text_categories={1: ["self-employed", "Ørsted/ÆØÅ"]}))
+    assert [r["features"] for r in text] == ['{"x":1.5,"y":"Ørsted/ÆØÅ"}', '{"x":-3.0,"y":null}']
     # and the rows read back column for column
     store.insert_predictions(rows)
     with store.engine.connect() as conn:

@@ -12,7 +12,9 @@ from app.api.contracts.common import ModelRef
 
 class ReasonCode(BaseModel):
     feature: str
-    value: float | None
+    value: Annotated[float | str | None, Field(
+        description="The feature's value as given: a number, a text category (e.g. self-employed), null when "
+                    "missing")]
     contribution: float = Field(description="Signed: positive moves the score towards the bad class")
     direction: str
     description: str

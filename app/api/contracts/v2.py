@@ -3,7 +3,8 @@
 The inference request is JSON, or, with the binary tensor data extension, a JSON header followed by the raw
 tensors (app/api/oip_wire.py): an input then carries ``parameters.binary_data_size`` instead of ``data``, and
 an output is answered as raw bytes when ``binary_data`` (per output) or ``binary_data_output`` (per request)
-asks for it.
+asks for it. A text category travels as a ``BYTES`` tensor of that feature (JSON strings, ``null`` where the
+feature is nullable; binary: each element's 4-byte little-endian length and its UTF-8 bytes).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 NUMERIC = ("FP16", "FP32", "FP64", "INT16", "INT32", "INT64", "INT8", "UINT16", "UINT32", "UINT64", "UINT8")
-_NUMBERS = {"anyOf": [{"type": "number"}, {"type": "array"}]}  # nested row-major lists are accepted too
+DATATYPES = (*NUMERIC, "BYTES")
+# nested row-major lists are accepted too; strings (and null where nullable) in BYTES tensors
+_VALUES = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}, {"type": "array"}]}
 
 
 class InputParameters(BaseModel):
@@ -26,13 +29,14 @@ class InputParameters(BaseModel):
 class InferTensor(BaseModel):
     """One input tensor: ``data`` in JSON, or ``parameters.binary_data_size`` bytes after the JSON header. Rules
     JSON Schema cannot state are checked by the route: one of the two is given, the data's length (or byte size)
-    matches the shape, and every value is a finite number (a 422 naming the value's flat index)."""
+    matches the shape, every value of a numeric tensor is a finite number (a 422 naming the value's flat index),
+    and a ``BYTES`` tensor is one text-category feature's ``[N]`` values (strings; null where it is nullable)."""
 
     model_config = ConfigDict(extra="ignore")
     name: str = Field(min_length=1)
     shape: list[Annotated[int, Strict(), Field(ge=1)]] = Field(min_length=1)
-    datatype: Literal[NUMERIC]  # type: ignore[valid-type]
-    data: Annotated[list[Any], Field(min_length=1, json_schema_extra={"items": _NUMBERS})] | None = None
+    datatype: Literal[DATATYPES]  # type: ignore[valid-type]
+    data: Annotated[list[Any], Field(min_length=1, json_schema_extra={"items": _VALUES})] | None = None
     parameters: InputParameters | None = None
 
 
@@ -57,7 +61,8 @@ class RequestParameters(BaseModel):
 
 
 class InferRequest(BaseModel):
-    """One [N, n_features] tensor in the schema's feature order, or one [N] tensor per feature, by name."""
+    """One [N, n_features] numeric tensor in the schema's feature order, or one [N] tensor per feature, by name
+    (``BYTES`` for a feature with text categories)."""
 
     model_config = ConfigDict(extra="ignore")
     id: str | None = None

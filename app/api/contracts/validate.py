@@ -59,9 +59,9 @@ def batch_rows(body: Any, envelope: type[BaseModel]) -> list[Any]:
 
 # ---- /v2/models/<name>/infer --------------------------------------------------------------------------------
 _TENSOR_ORDER = ("missing", "datatype", "shape", "name", "data", "parameters")
-_TENSOR_PROBLEMS = {"datatype": f"numeric datatype expected ({', '.join(NUMERIC)})",
+_TENSOR_PROBLEMS = {"datatype": f"a numeric datatype ({', '.join(NUMERIC)}) or BYTES (text categories)",
                     "shape": "a non-empty list of sizes, each an integer >= 1",
-                    "name": "a non-empty string", "data": "a non-empty list of numbers",
+                    "name": "a non-empty string", "data": "a non-empty list of values",
                     "parameters": "an object",
                     "parameters.binary_data_size": "the tensor's size in bytes, an integer >= 0"}
 
@@ -103,11 +103,6 @@ def _tensor_error(tensors: Errors, body: Any) -> RequestError:
 
     first = min(mine, key=rank)
     key = str(first["loc"][2])
-    if key == "datatype" and first.get("input") == "BYTES":
-        name = body["inputs"][k].get("name") if isinstance(body["inputs"][k], dict) else None
-        return RequestError(422, f"input {name!r}: BYTES (string) tensors are not supported",
-                            [{"field": f"{where}.datatype",
-                              "problem": f"this model takes numbers: send a numeric datatype ({', '.join(NUMERIC)})"}])
     if key == "parameters" and len(first["loc"]) > 3:
         key = f"parameters.{first['loc'][3]}"
     problem = "missing" if first["type"] == "missing" else _TENSOR_PROBLEMS.get(key, first["msg"])

@@ -20,20 +20,31 @@ def analyse(settings: Settings, c: Collected) -> Analysis:
     served = c.served
     inputs = drift(settings, c.models, c.rows, served)
     live = live_by_variant(c.models, c.labelled, c.classes, c.bad)
-    fairness = fairness_rows(c.models.schema, served, [r for r in c.labelled if not r["shadow"]], c.feature_names,
-                             c.bad)
+    fairness = fairness_rows(c.models.schema, served, [r for r in c.labelled if not r["shadow"]], c.bad)
     return Analysis(drift=inputs, live=live, fairness=fairness, fairness_ratios=fairness_ratios(fairness),
                     abtest=abtest(settings, c))
 
 
 # ---- rows -> arrays ----------------------------------------------------------------------------------------
-def feature_matrix(rows: list[Row], names: list[str]) -> np.ndarray:
+def feature_matrix(rows: list[Row], schema) -> np.ndarray:
+    """The stored features (JSON objects by schema name) as the matrix training profiled: numbers in schema
+    order, a text category as its number (:func:`text_numbers`), a missing value (or a category the schema does
+    not know) as NaN."""
+    names = schema.feature_names
+    text = text_numbers(schema)
     X = np.full((len(rows), len(names)), np.nan)  # noqa: N806
     for i, r in enumerate(rows):
         if r["features"]:
             d = json.loads(r["features"])
-            X[i] = [np.nan if d.get(n) is None else d[n] for n in names]
+            X[i] = [np.nan if (v := d.get(n)) is None else text[n].get(v, np.nan) if n in text else v for n in names]
     return X
+
+
+def text_numbers(schema) -> dict[str, dict[object, float]]:
+    """Per feature with text categories: category -> the number the model reads (the schema's one encoding,
+    :attr:`~app.core.schema.Feature.matrix_codes`, as training and the API use it). The store keeps the string
+    (what the applicant gave)."""
+    return {f.name: dict(f.matrix_codes) for f in schema.features if f.string_coded}
 
 
 # ---- drift -------------------------------------------------------------------------------------------------
@@ -47,7 +58,7 @@ def drift(settings: Settings, models: Models, rows: list[Row], served: list[Row]
     elif len(served) < settings.monitor_min_rows:
         out.status = "insufficient_data"
     else:
-        rep = drift_report(profile, feature_matrix(served, names), names, None, settings.drift_psi_threshold,
+        rep = drift_report(profile, feature_matrix(served, models.schema), names, None, settings.drift_psi_threshold,
                            settings.drift_p_value)
         out.features = [d.to_dict() for d in rep["features"]]
         out.drifted = rep["drifted"]
@@ -119,12 +130,12 @@ def live_metrics(rows: list[Row], classes: list[str], bad: str, bins: int = 10) 
 
 
 # ---- fairness and A/B --------------------------------------------------------------------------------------
-def fairness_rows(schema, served: list[Row], labelled: list[Row], names: list[str], bad: str) -> list[dict[str, Any]]:
+def fairness_rows(schema, served: list[Row], labelled: list[Row], bad: str) -> list[dict[str, Any]]:
     """Approval rate per group on the window's served requests; TPR/FPR on the outcomes known."""
-    approvals = fairness_table(schema, feature_matrix(served, names),
+    approvals = fairness_table(schema, feature_matrix(served, schema),
                                None, np.array([r["predicted_class"] == bad for r in served], dtype=bool)) \
         if served else []
-    rates = fairness_table(schema, feature_matrix(labelled, names),
+    rates = fairness_table(schema, feature_matrix(labelled, schema),
                            np.array([r["outcome"] == bad for r in labelled], dtype=bool),
                            np.array([r["predicted_class"] == bad for r in labelled], dtype=bool)) if labelled else []
     by_key = {(r["feature"], r["group"]): r for r in approvals}

@@ -10,7 +10,7 @@ what it did (~10 us per row).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,6 +34,9 @@ class PredictionRecord(NamedTuple):
     bad_index: int  # the column of the bad class in ``probabilities``
     features: Any  # (n, d) feature values in ``feature_names`` order ((d,) for one row), or None: not stored
     feature_names: Sequence[str]
+    # feature index -> its text categories: the model reads such a feature as the category's index (app/serving/
+    # codes.py); the store keeps the string
+    text_categories: Mapping[int, Sequence[Any]] | None = None
 
     @property
     def size(self) -> int:
@@ -51,8 +54,15 @@ def record_rows(record: PredictionRecord) -> list[dict[str, Any]]:
     feats = None if record.features is None else np.asarray(record.features, dtype=float).reshape(n, -1)
     name, version, variant, shadow = record.model_name, record.model_version, record.variant, record.shadow
     rows = []
+    text = record.text_categories or {}
     for i, label in enumerate(labels):  # orjson: compact JSON, NaN (a missing value) -> null
-        features = None if feats is None else orjson.dumps(dict(zip(names, feats[i].tolist(), strict=True))).decode()
+        features = None
+        if feats is not None:
+            values = feats[i].tolist()
+            for j, categories in text.items():
+                v = values[j]
+                values[j] = categories[int(v)] if v == v else None
+            features = orjson.dumps(dict(zip(names, values, strict=True))).decode()
         rows.append({"request_id": f"{rid}/{i}" if batch else rid, "ts": when, "model_name": name,
                      "model_version": version, "variant": variant, "shadow": shadow,
                      "predicted_class": str(label), "probability": float(proba[i, bad]),

@@ -2,7 +2,8 @@
 
 ``predictions``   one row per prediction: request id (``<id>/<row>`` for batch rows), time (UTC), model name,
                   version, variant (champion|challenger), shadow flag, predicted class, probability of the bad
-                  class, all class probabilities (JSON list) and the features (JSON object, schema names).
+                  class, all class probabilities (JSON list) and the features (JSON object, schema names; a text
+                  category as its string, a missing value as null).
 ``feedback``      the observed outcome per request id (first one wins; a repeat is a no-op).
 ``monitor_runs``  the monitor job's gauges (Prometheus text) and summary, newest last.
 
