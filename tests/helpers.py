@@ -26,10 +26,11 @@ def fit_bundle(schema, frame, classifier="xgboost", sampler="none", threshold=0.
 
 
 def register_bundle(settings: Settings, bundle: ModelBundle, workdir: Path, gate_passed: bool = True,
-                    **extra_tags) -> str:
+                    registry: Registry | None = None, **extra_tags) -> str:
+    """Register ``bundle``; ``registry``: one with its own signer (a training identity) instead of the default."""
     import mlflow
 
-    reg = Registry(settings)
+    reg = registry or Registry(settings)
     sha = bundle.save(workdir / f"bundle-{len(list(workdir.glob('bundle-*')))}")
     mlflow.set_tracking_uri(settings.tracking_uri)
     with mlflow.start_run(experiment_id=reg.experiment_id()) as run:

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from app.config import Settings
+from app.config.groups import JOB_ENV_ALLOW
 from app.jobs import ProcessRunner
 from tests.monitoring_helpers import wait_for
 from tests.unit.test_api import ROW, TOKEN, make_app, store  # noqa: F401 (the module's registered models)
@@ -101,7 +102,8 @@ def client(store, tmp_path_factory):  # noqa: F811 (store: the module's copy of 
         mp.setenv("FAKE_TRAIN_COMMAND", json.dumps([sys.executable, "-c", "import time; time.sleep(600)"]))
         mp.setenv("FAKE_TRAIN_OBSERVED", str(tmp / "observed"))
         mp.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]))
-        runner = ProcessRunner(Settings(models_dir=store / "models", state_dir=state_dir),
+        runner = ProcessRunner(Settings(models_dir=store / "models", state_dir=state_dir,
+                                        job_env_allow=[*JOB_ENV_ALLOW, "FAKE_*"]),  # the stand-in's variables
                                program="tests.unit.jobs_program")
         job = runner.start("fuzz")
     try:
@@ -153,7 +155,8 @@ def test_v2_infer_json(client, data, ctype, path):
 
 
 @fuzz(EXAMPLES["binary"])
-@given(head=infer_body.map(encode), tail=st.binary(max_size=400), declared=st.integers(-3, 600) | st.text(max_size=5),
+@given(head=infer_body.map(encode), tail=st.binary(max_size=400),
+       declared=st.integers(-3, 600) | st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=5),
        ctype=st.sampled_from(["application/octet-stream", "application/json", ""]))
 def test_v2_infer_binary_extension(client, head, tail, declared, ctype):
     send(client, "/v2/models/credit-score/infer", head + tail, ctype,

@@ -26,10 +26,11 @@ import requests
 
 from app import create_app
 from app.cli.common import use_registry_credentials
-from app.config import PROJECT_ROOT, Settings
+from app.config import DEFAULT_SIGNING_KEY, PROJECT_ROOT, Settings
 from app.registry import Registry
 from app.registry_access import Account, provision
 from app.secrets import VaultSettings, build_provider
+from app.signing import TransitSigner
 from tests.helpers import fit_bundle, register_bundle
 from tests.infra.vault import helpers as vault
 from tests.tools import free_port
@@ -144,6 +145,11 @@ def test_reader_loads_but_cannot_write_and_anonymous_is_refused(mlflow_auth, bao
     policy = (PROJECT_ROOT / "vault" / "policies" / "credit-score-app.hcl").read_text()
     root.sys.create_or_update_policy("credit-score-app", policy)
     app_token = root.auth.token.create(policies=["credit-score-app"], ttl="10m")["auth"]["client_token"]
+    # the model signing key (vault/setup.sh does the same): training signs, the service verifies
+    root.sys.enable_secrets_engine("transit")
+    root.secrets.transit.create_key(name=DEFAULT_SIGNING_KEY, key_type="ed25519")
+    signer = TransitSigner(vault.settings_for(bao, auth="token", token=bao.root_token), "transit",
+                           DEFAULT_SIGNING_KEY)
 
     # training: the writer's credentials from Vault (as every `credit-score` command gets them), handed to
     # MLflow's client; registers and promotes
@@ -154,7 +160,8 @@ def test_reader_loads_but_cannot_write_and_anonymous_is_refused(mlflow_auth, bao
             training.setenv(name, value)
         use_registry_credentials()
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == writer.username
-    version = register_bundle(settings, fit_bundle(schema, small_frame.head(600)), tmp_path)
+    version = register_bundle(settings, fit_bundle(schema, small_frame.head(600)), tmp_path,
+                              registry=Registry(settings, signer))
     Registry(settings).promote(version, "champion")
     drop_credentials()
 
@@ -177,11 +184,12 @@ def test_reader_loads_but_cannot_write_and_anonymous_is_refused(mlflow_auth, bao
     # the reader, through the project's Registry: loads; cannot register, tag or move an alias
     from mlflow.exceptions import MlflowException
 
-    reg = Registry(settings)
+    reg = Registry(settings, signer)  # even with a valid signature at hand, MLflow refuses the reader's writes
     info, bundle = reg.load("champion")
     assert info.version == version and bundle.classifier_name == "xgboost"
     attempts = {
-        "register": lambda: reg.register(reg.bundle_path(version), info.run_id, {"artifact_sha256": "0" * 64}),
+        "register": lambda: reg.register(reg.bundle_path(version), info.run_id,
+                                         {"artifact_sha256": info.tags["artifact_sha256"]}),
         "tag": lambda: reg.client.set_model_version_tag(settings.model_name, version, "artifact_sha256", "0" * 64),
         "alias": lambda: reg.promote(version, "challenger"),
         "model tag": lambda: reg.client.set_registered_model_tag(settings.model_name, "champion_history", "[]"),
@@ -191,6 +199,7 @@ def test_reader_loads_but_cannot_write_and_anonymous_is_refused(mlflow_auth, bao
             attempt()
         assert e.value.error_code == "PERMISSION_DENIED", (what, e.value.error_code)
     assert Registry(settings).alias_version("challenger") is None and len(reg.versions()) == 1
+    signer.close()
 
     # anonymous: every registry and artifact call refused
     drop_credentials()

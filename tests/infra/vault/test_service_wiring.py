@@ -12,7 +12,9 @@ import pytest
 
 from app import create_app
 from app.config import Settings
+from app.config.signing import DEFAULT_SIGNING_KEY
 from app.registry import Registry
+from app.signing import TransitSigner
 from tests.helpers import fit_bundle, register_bundle
 from tests.infra.vault import helpers as h
 from tests.tools import free_port
@@ -47,7 +49,11 @@ def test_ready_follows_vault_in_production_and_logs_are_redacted(tmp_path, bao_f
                        "CREDIT_SCORE_VAULT_MAX_STALE": "1", "CREDIT_SCORE_VAULT_TIMEOUT": "1"}.items():
         monkeypatch.setenv(var, value)
     settings = Settings(models_dir=tmp_path / "models")
-    v = register_bundle(settings, fit_bundle(schema, small_frame), tmp_path)
+    # training's own identity signs (the service's may not: production serves signed versions only)
+    train_role = h.approle_credentials(server, "credit-score-train")
+    signer = TransitSigner(h.settings_for(server, role_id=train_role[0], secret_id=train_role[1]), "transit",
+                           DEFAULT_SIGNING_KEY)
+    v = register_bundle(settings, fit_bundle(schema, small_frame), tmp_path, registry=Registry(settings, signer))
     Registry(settings).promote(v, "champion")
     app = create_app({"models_dir": tmp_path / "models", "env": "production"}, start_reload=False)
     c = app.test_client()
