@@ -15,6 +15,7 @@ import yaml
 from app.cli import UNEXPECTED
 from app.datasets import generate_synthetic
 from tests.cli_runner import invoke_cli
+from tests.stores import seed_mlflow_store
 from tests.unit.test_cli import commands
 
 NOT_CHECKED = {"", "data", "schema", "registry", "abtest", "serve", "bootstrap"}  # groups; commands without files
@@ -55,6 +56,7 @@ def files(tmp_path_factory):
 def store(tmp_path_factory):
     """One store for the module: every command here fails before it writes anything."""
     root = tmp_path_factory.mktemp("store")
+    seed_mlflow_store(root / "models" / "mlflow.db")  # a migrated copy: MLflow's migrations take seconds
     return {"CREDIT_SCORE_MODELS_DIR": str(root / "models"), "CREDIT_SCORE_REPORTS_DIR": str(root / "reports"),
             "CREDIT_SCORE_DEFAULT_DATA": str(root / "default.csv"), "CREDIT_SCORE_N_JOBS": "1",
             "CREDIT_SCORE_STORE_URL": f"sqlite:///{root / 'predictions.db'}"}
