@@ -224,7 +224,7 @@ say "kubernetes role $APP_ROLE: written (service accounts $K8S_SA_NAMES in $K8S_
 v write "auth/$APPROLE_MOUNT/role/$TRAIN_ROLE" \
   token_policies=credit-score-signer token_type=service \
   token_ttl="$CICD_TOKEN_TTL" token_max_ttl="$CICD_TOKEN_MAX_TTL" \
-  secret_id_ttl="$APP_SECRET_ID_TTL" secret_id_num_uses=0 "${cidr_args[@]}" >/dev/null
+  secret_id_ttl="$APP_SECRET_ID_TTL" secret_id_num_uses="$APP_SECRET_ID_NUM_USES" "${app_cidr_args[@]}" >/dev/null
 v write "auth/$K8S_MOUNT/role/$TRAIN_ROLE" \
   bound_service_account_names="$K8S_TRAIN_SA_NAMES" bound_service_account_namespaces="$K8S_NAMESPACES" \
   token_policies=credit-score-signer token_type=service \
