@@ -53,7 +53,7 @@ train: setup ## Train on the configured data (CREDIT_SCORE_DATA) or the embedded
 	$(BIN)/credit-score train
 
 test: setup-dev oip-clients ## The whole test suite (unit, integration, real components) on TEST_WORKERS xdist workers
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup-dev ## Unit tests, in-process, not marked slow (the inner loop: at most 60 s in all; a test hung for 120 s fails)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" --timeout=120 tests/unit $(PYTEST_ARGS)
