@@ -76,6 +76,14 @@ def source_tags(use: SourceUse) -> dict[str, str]:
 
 def log_datasets(data: TrainingData, target: str) -> None:
     """Log the used sources and the holdout as inputs of the active MLflow run."""
+    import warnings
+
+    with warnings.catch_warnings():  # MLflow's hints on source resolution and integer columns: not for this log
+        warnings.simplefilter("ignore", UserWarning)
+        _log(data, target)
+
+
+def _log(data: TrainingData, target: str) -> None:
     import mlflow
 
     for use in data.sources:
