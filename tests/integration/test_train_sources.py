@@ -101,3 +101,39 @@ def _gate(settings: Settings, run_id: str) -> dict:
     path = mlflow.MlflowClient(tracking_uri=settings.tracking_uri).download_artifacts(run_id, "gate.json")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def test_production_and_sql_sources_on_postgresql(tmp_path):
+    """The same readers on a real PostgreSQL server: the prediction store's labelled rows (shadow excluded, schema
+    mismatch counted) and a SQL source by query, combined with the newest production rows held out."""
+    import sqlalchemy as sa
+
+    from app.config import DataConfig, DataSource, TrainingConfig
+    from app.training.data import load_training_data
+    from tests.conftest import make_settings
+    from tests.integration.test_monitoring_store_outage import Postgres
+
+    schema = DatasetSchema.load(SCHEMAS / "uci_credit.yaml")
+    pg = Postgres()
+    try:
+        store = PredictionStore(pg.url)
+        prod = generate_synthetic(250, seed=41)
+        fill_store(store, prod, schema, step_s=30)
+        fill_store(store, prod.iloc[:20], schema, prefix="sh", shadow=True)
+        fill_store(store, prod.iloc[:9], schema, prefix="m", feature_names=schema.feature_names[:-1])
+        store.dispose()
+        eng = sa.create_engine(pg.url)
+        generate_synthetic(400, seed=42).to_sql("applications", eng, index=False)
+        eng.dispose()
+        cfg = TrainingConfig(cv_folds=3, data=DataConfig(sources=[
+            DataSource(name="warehouse", kind="sql", url=pg.url, query="SELECT * FROM applications"),
+            DataSource(name="production", kind="production", url=pg.url, window_days=7, min_rows=100)]))
+        data = load_training_data(make_settings(tmp_path), cfg, None, schema)
+    finally:
+        pg.destroy()
+    by = {s.name: s for s in data.sources}
+    assert by["warehouse"].rows == 400 and by["production"].rows == 250
+    assert by["production"].excluded == {"schema_mismatch": 9}
+    assert data.holdout.sum() == 50 and by["production"].holdout_rows == 50
+    held = data.df[data.holdout]
+    assert sorted(held["limit_bal"]) == sorted(prod["limit_bal"].iloc[-50:].astype(float))
