@@ -72,6 +72,14 @@ class TrainingData:
     def digest(self) -> str:
         return frame_digest(self.df)
 
+    def record_holdout(self, rows: np.ndarray) -> None:
+        """The rows a random split held out (positions in ``df``), for the lineage."""
+        self.holdout = np.zeros(len(self.df), dtype=bool)
+        self.holdout[rows] = True
+        for u in self.sources:
+            if u.used:
+                u.holdout_rows = int(self.holdout[self.origin == u.name].sum())
+
     def to_json(self) -> dict[str, Any]:
         return {"rows": len(self.df), "digest": self.digest, "holdout": self.holdout_rule,
                 "sources": [s.to_json() for s in self.sources]}

@@ -94,9 +94,11 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path | None, schem
     seed = settings.seed
     if data.holdout is not None:  # the newest production rows: the gate judges on the latest population
         X_tr, X_ho, y_tr, y_ho = X[~data.holdout], X[data.holdout], y[~data.holdout], y[data.holdout]  # noqa: N806
-    else:
-        X_tr, X_ho, y_tr, y_ho = train_test_split(X, y, test_size=cfg.holdout_fraction,  # noqa: N806
-                                                  stratify=y, random_state=seed)
+    else:  # split the row numbers: the same split as splitting X and y, and the holdout's rows are known
+        idx_tr, idx_ho = train_test_split(np.arange(len(y)), test_size=cfg.holdout_fraction, stratify=y,
+                                          random_state=seed)
+        X_tr, X_ho, y_tr, y_ho = X[idx_tr], X[idx_ho], y[idx_tr], y[idx_ho]  # noqa: N806
+        data.record_holdout(idx_ho)
     exclude = schema.protected_features if cfg.exclude_protected else []
     combos = [(c, s, combo_label(c, s), make_pipeline(c, s, feats, cfg, n_classes, seed, exclude, n_jobs=1))
               for c in cfg.classifiers for s in cfg.samplers]
@@ -152,6 +154,7 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path | None, schem
     fairness = fairness_table(schema, X_ho, y_ho, proba_ho, threshold)
     report_path = write_report(report_dir, {
         "data_path": ", ".join(f"{u.name}: {u.location}" for u in used), "rows": len(df), "data_sha": data_sha,
+        "sources": [u.to_json() for u in data.sources], "holdout_rule": data.holdout_rule,
         "schema_name": schema.name,
         "folds": cfg.cv_folds, "train_rows": len(y_tr), "holdout_rows": len(y_ho), "seed": seed,
         "duration": duration, "selected": best.label, "selection_metric": metric, "threshold": threshold,

@@ -5,7 +5,9 @@ rows whose stored features no longer match the schema are counted and left out, 
 the newest production rows, on which the champion is scored too."""
 
 import json
+import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,6 +44,7 @@ def test_train_on_base_and_production_data_records_the_sources(cli_env, tmp_path
     by = {s["name"]: s for s in v1["data"]["sources"]}
     assert by["base"]["used"] and not by["production"]["used"] and "does not exist yet" in by["production"]["notes"][0]
     assert v1["data"]["holdout"].startswith("stratified random")
+    assert by["base"]["holdout_rows"] == math.ceil(0.2 * by["base"]["rows"])  # the random holdout is on record too
 
     # production: 500 labelled applications scored over the last ~8 hours, plus rows the training must not take
     settings = Settings(models_dir=tmp_path / "models")
@@ -82,6 +85,8 @@ def test_train_on_base_and_production_data_records_the_sources(cli_env, tmp_path
     assert ds["base"]["tags"]["file_sha256"] == by["base"]["file_sha256"] and ds["base"]["source"]
     assert ds["holdout"]["tags"]["rows"] == "100"
     assert "password" not in json.dumps(shown)
+    html = Path(v2["report"]).read_text(encoding="utf-8")
+    assert "Data sources (holdout: newest 100 production rows" in html and "schema_mismatch: 35" in html
 
     # the gate scored the champion (v1) on the same holdout: the newest 100 production applications
     gate = _gate(settings, shown["run_id"])
@@ -110,7 +115,6 @@ def test_production_and_sql_sources_on_postgresql(tmp_path):
 
     from app.config import DataConfig, DataSource, TrainingConfig
     from app.training.data import load_training_data
-    from tests.conftest import make_settings
     from tests.integration.test_monitoring_store_outage import Postgres
 
     schema = DatasetSchema.load(SCHEMAS / "uci_credit.yaml")
@@ -128,7 +132,7 @@ def test_production_and_sql_sources_on_postgresql(tmp_path):
         cfg = TrainingConfig(cv_folds=3, data=DataConfig(sources=[
             DataSource(name="warehouse", kind="sql", url=pg.url, query="SELECT * FROM applications"),
             DataSource(name="production", kind="production", url=pg.url, window_days=7, min_rows=100)]))
-        data = load_training_data(make_settings(tmp_path), cfg, None, schema)
+        data = load_training_data(Settings(models_dir=tmp_path / "models"), cfg, None, schema)
     finally:
         pg.destroy()
     by = {s.name: s for s in data.sources}

@@ -13,14 +13,13 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from app.config import DataConfig, DataSource, TrainingConfig
+from app.config import DataConfig, DataSource, Settings, TrainingConfig
 from app.datasets import DataError, generate_synthetic
 from app.monitoring.store import PredictionStore
 from app.sources.production import read_production_source
 from app.sources.sql import read_sql_source
 from app.training.data import load_training_data
 from app.training.validate import ValidationFailed
-from tests.conftest import make_settings
 from tests.production_data import fill_store
 
 DAY = 86_400.0
@@ -36,7 +35,7 @@ PROD = DataSource(name="production", kind="production", window_days=30, min_rows
 
 @pytest.fixture
 def env(tmp_path, schema):
-    settings = make_settings(tmp_path)
+    settings = Settings(models_dir=tmp_path / "models")  # no MLflow store: nothing here registers
     store = PredictionStore(settings.prediction_store_url)
     base = tmp_path / "base.csv"
     generate_synthetic(600, seed=5).to_csv(base, index=False)
