@@ -145,6 +145,26 @@ class Registry:
             raise RegistryNotFound(f"model {self.name!r} has no {what} {ref!r}") from None
         return self._info(mv)
 
+    def datasets(self, run_id: str | None) -> list[dict[str, Any]]:
+        """The training data's lineage of a version's run: the MLflow datasets it logged (app/training/lineage.py),
+        each with its context and tags; [] for a run that logged none."""
+        from mlflow.exceptions import MlflowException
+
+        if not run_id:
+            return []
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as e:
+            raise RegistryError(f"the run {run_id} cannot be read ({e.error_code})") from None
+        out = []
+        for di in (run.inputs.dataset_inputs if run.inputs else []) or []:
+            tags = {t.key: t.value for t in di.tags or []}
+            d = di.dataset
+            out.append({"name": d.name, "context": tags.pop("mlflow.data.context", None), "digest": d.digest,
+                        "source_type": d.source_type, "source": _json_or_text(d.source), "tags": tags,
+                        "profile": _json_or_text(d.profile)})
+        return out
+
     def alias_version(self, alias: str) -> str | None:
         """The version an alias points at; None when it points nowhere (RegistryError when the registry cannot be
         read: an outage must not look like "no champion")."""
@@ -295,3 +315,10 @@ def _pip_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return out
+
+
+def _json_or_text(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text

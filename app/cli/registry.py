@@ -35,14 +35,17 @@ def registry_list(as_json: bool) -> None:
 @registry_group.command("show")
 @click.argument("ref")
 def registry_show(ref: str) -> None:
-    """One version (number or alias) with all its lineage tags, as JSON."""
+    """One version (number or alias) with all its lineage tags and its training data's sources (the MLflow
+    datasets of its run: name, rows, window, digest), as JSON."""
     from app.registry import RegistryError
 
+    registry = open_registry()
     try:
-        info = open_registry().get(ref)
+        info = registry.get(ref)
+        datasets = registry.datasets(info.run_id)
     except RegistryError as e:
         raise CliError(str(e)) from None
-    click.echo(json.dumps(info.to_dict(), indent=2))
+    click.echo(json.dumps({**info.to_dict(), "datasets": datasets}, indent=2))
 
 
 @registry_group.command("promote")

@@ -15,7 +15,8 @@ from app.config import get_settings, load_training_config
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Training config YAML (keys of app.config.TrainingConfig).")
 @click.option("--data", "data_path", type=click.Path(), default=None,
-              help="CSV/Parquet with the schema's names or the UCI codes X1..X23,Y.")
+              help="CSV/Parquet with the schema's names or the UCI codes X1..X23,Y: the base data of the file "
+                   "sources that name no path (data.sources in the training config).")
 @click.option("--schema", "schema_path", type=click.Path(), default=None, help="Schema YAML.")
 @click.option("--promote", type=click.Choice(["auto", "challenger", "champion", "none"]), default="auto",
               show_default=True,
@@ -43,7 +44,9 @@ def train_command(config_path, data_path, schema_path, promote, no_register, sum
     except ValueError as e:
         raise CliError(f"invalid training config {config_path}: {first_line(e)}", EXIT_USAGE) from None
     schema = load_schema(schema_path, settings)
-    path = resolve_data(data_path, settings, quiet)
+    # the base data of file sources that name no path of their own (cfg.data.sources)
+    path = resolve_data(data_path, settings, quiet) if data_path or any(
+        s.kind == "file" and not s.path for s in cfg.data.sources) else None
     try:
         result = run_training(settings, cfg, path, schema, promote=promote, progress=not quiet,
                               register=not no_register)

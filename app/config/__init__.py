@@ -23,6 +23,7 @@ from app.config.groups import (
 )
 from app.config.settings import Settings, get_settings
 from app.config.signing import DEFAULT_SIGNING_KEY, SigningSettings
+from app.config.sources import DataConfig, DataSource
 from app.config.training import (
     CLASSIFIERS,
     SAMPLERS,
@@ -37,6 +38,7 @@ from app.config.training import (
 from app.config.vault import DEFAULT_K8S_TOKEN_PATH, VaultSettings
 
 __all__ = [
+    "DataConfig", "DataSource",
     "CLASSIFIERS", "DEFAULT_K8S_TOKEN_PATH", "DEFAULT_SIGNING_KEY", "PROJECT_ROOT", "SAMPLERS", "EnvSettings",
     "GateConfig", "JobSettings", "LatencyBudget", "MonitorSettings", "PathSettings", "RandomForestParams",
     "RegistrySettings", "SamplerParams", "ServingSettings", "Settings", "SigningSettings", "StoreSettings",

@@ -1,4 +1,4 @@
-"""Training settings: the grid (classifiers x samplers), cross-validation, threshold objective, model
+"""Training settings: the data sources, the grid (classifiers x samplers), cross-validation, threshold objective, model
 parameters, the latency budget of selection and the quality gate. Read from the environment through
 :class:`app.config.Settings` (``CREDIT_SCORE_TRAINING__CV_FOLDS=3``) and from an optional YAML file
 (:func:`load_training_config`)."""
@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.config.sources import DataConfig
 
 CLASSIFIERS = ("random_forest", "xgboost")
 SAMPLERS = ("none", "random_over", "smote", "adasyn", "borderline_smote")
@@ -91,6 +93,7 @@ class TrainingConfig(_Strict):
     sampler: SamplerParams = Field(default_factory=SamplerParams)
     latency_budget: LatencyBudget = Field(default_factory=LatencyBudget)
     gate: GateConfig = Field(default_factory=GateConfig)
+    data: DataConfig = Field(default_factory=DataConfig)  # the training data's sources (app/config/sources.py)
 
     @field_validator("classifiers")
     @classmethod

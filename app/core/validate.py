@@ -45,6 +45,10 @@ class ValidationReport:
     rows_in: int = 0
     rows_out: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # the rows of the input refused by a row-level error (wrong type, out of range, unknown code or class), in
+    # input order; None before validation ran that far. Callers that may leave rows out (labelled production
+    # data) read it; to_dict does not include it
+    bad_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -189,11 +193,13 @@ def validate(raw: pd.DataFrame, schema: DatasetSchema, cv_folds: int = 5, holdou
         clean[f.name] = values
 
     df = pd.DataFrame(clean, index=raw.index)
+    report.bad_rows = bad_row
     if not require_target:
         report.rows_out = int((~bad_row).sum())
         return df, report
     target, bad_target = _validate_target(raw, schema, report)
     bad_row |= bad_target
+    report.bad_rows = bad_row
     df[schema.target.name] = target
 
     if not report.ok:

@@ -24,6 +24,13 @@ img{max-width:480px;margin:.5rem;border:1px solid #eee}code{background:#f6f6f6;p
 <p>Data: <code>{{ data_path }}</code> ({{ rows }} rows after validation, sha256 <code>{{ data_sha[:12] }}</code>),
 schema <code>{{ schema_name }}</code>; {{ folds }}-fold stratified CV on {{ train_rows }} rows, holdout
 {{ holdout_rows }} rows; seed {{ seed }}; duration {{ "%.1f"|format(duration) }} s.</p>
+{% if sources %}<h3>Data sources (holdout: {{ holdout_rule }})</h3>
+<table><tr><th>source</th><th>kind</th><th>rows used</th><th>holdout rows</th><th>left out</th><th>scored</th>
+<th>sha256</th><th>notes</th></tr>
+{% for s in sources %}<tr><td>{{ s.name }}</td><td>{{ s.kind }}</td><td>{{ s.rows if s.used else "not used" }}</td>
+<td>{{ s.holdout_rows }}</td><td>{% for k, v in s.excluded.items() %}{{ k }}: {{ v }} {% endfor %}</td>
+<td>{% if s.window and s.window.first_scored %}{{ s.window.first_scored }} to {{ s.window.last_scored }}{% endif %}</td>
+<td><code>{{ (s.digest or "")[:12] }}</code></td><td>{{ s.notes|join("; ") }}</td></tr>{% endfor %}</table>{% endif %}
 <h2>Selected: {{ selected }}</h2>
 <p>Selection metric <code>{{ selection_metric }}</code>{% if threshold is not none %}; decision threshold
 {{ "%.4f"|format(threshold) }} tuned on out-of-fold predictions for <code>{{ threshold_objective }}</code>{% endif %}.</p>

@@ -24,12 +24,14 @@ from app.core.labels import predict_labels
 from app.core.profile import build_profile
 from app.core.schema import DatasetSchema
 from app.core.validate import ValidationFailed, validate
-from app.datasets import file_sha256, read_table
+from app.datasets import read_table
 from app.exit_codes import ExitCode
 from app.registry import CHALLENGER, CHAMPION, Registry, RegistryError
 from app.training.cost import measure_scoring_cost
+from app.training.data import TrainingData, load_training_data
 from app.training.gate import GateResult, evaluate_gate
 from app.training.grid import ComboResult, run_grid
+from app.training.lineage import log_datasets
 from app.training.metrics import compute_metrics, scalar_metrics, tune_threshold
 from app.training.report import write_report
 from app.training.samplers import combo_label, make_pipeline
@@ -53,12 +55,14 @@ class TrainResult:
     grid: list[dict[str, Any]] = field(default_factory=list)
     scoring_cost: dict[str, Any] | None = None  # the registered model's own (app/training/cost.py)
     bundle: str | None = None  # the local bundle directory the run wrote (registered or not)
+    data: dict[str, Any] | None = None  # the sources used, rows per source, window, digests (app/training/data.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "alias": self.alias, "selected": self.selected, "cv": self.cv,
                 "holdout": self.holdout, "threshold": self.threshold, "duration_s": round(self.duration_s, 3),
                 "gate": {"passed": self.gate.passed, "reasons": self.gate.reasons}, "report": self.report,
-                "grid": self.grid, "scoring_cost": self.scoring_cost, "bundle": self.bundle}
+                "grid": self.grid, "scoring_cost": self.scoring_cost, "bundle": self.bundle,
+                "data": self.data}
 
 
 def log(msg: str) -> None:
@@ -74,20 +78,27 @@ def load_and_validate(data_path: Path, schema: DatasetSchema, cfg: TrainingConfi
     return df
 
 
-def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: DatasetSchema,
+def train(settings: Settings, cfg: TrainingConfig, data_path: Path | None, schema: DatasetSchema,
           promote: str | None = None, progress: bool = True, register: bool = True) -> TrainResult:
     """Run a whole training; raises ValidationFailed on bad data (nothing is registered). ``register=False``
     trains, gates and reports, and leaves the bundle in a local directory (``TrainResult.bundle``) without
-    writing to the registry (pull-request builds; the champion is still read for the gate's comparison)."""
+    writing to the registry (pull-request builds; the champion is still read for the gate's comparison).
+    ``data_path`` is the base data of file sources that name no path (``cfg.data.sources``)."""
     t0 = time.perf_counter()
-    df = load_and_validate(data_path, schema, cfg)
+    data = load_training_data(settings, cfg, data_path, schema)
+    df = data.df
     feats = schema.feature_names
     X = df[feats].to_numpy(dtype=np.float64)  # noqa: N806
     y = np.array([schema.classes.index(v) for v in df[schema.target.name]], dtype=np.int64)
     n_classes, bad = len(schema.classes), schema.bad_index
     seed = settings.seed
-    X_tr, X_ho, y_tr, y_ho = train_test_split(X, y, test_size=cfg.holdout_fraction, stratify=y,  # noqa: N806
-                                              random_state=seed)
+    if data.holdout is not None:  # the newest production rows: the gate judges on the latest population
+        X_tr, X_ho, y_tr, y_ho = X[~data.holdout], X[data.holdout], y[~data.holdout], y[data.holdout]  # noqa: N806
+    else:  # split the row numbers: the same split as splitting X and y, and the holdout's rows are known
+        idx_tr, idx_ho = train_test_split(np.arange(len(y)), test_size=cfg.holdout_fraction, stratify=y,
+                                          random_state=seed)
+        X_tr, X_ho, y_tr, y_ho = X[idx_tr], X[idx_ho], y[idx_tr], y[idx_ho]  # noqa: N806
+        data.record_holdout(idx_ho)
     exclude = schema.protected_features if cfg.exclude_protected else []
     combos = [(c, s, combo_label(c, s), make_pipeline(c, s, feats, cfg, n_classes, seed, exclude, n_jobs=1))
               for c in cfg.classifiers for s in cfg.samplers]
@@ -123,7 +134,9 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
     log("holdout: " + ", ".join(f"{k}={holdout[k]:.4f}" for k in ("roc_auc", "f1_macro", "pr_auc") if k in holdout)
         + f"; gate {'passed' if gate.passed else 'FAILED: ' + '; '.join(gate.reasons)}")
 
-    data_sha = file_sha256(data_path)
+    used = [u for u in data.sources if u.used]
+    # one local file: its bytes, as before; otherwise the combined rows (each source's own digest: data.sources)
+    data_sha = used[0].file_sha256 if len(used) == 1 and used[0].file_sha256 else data.digest
     # drift reference: training rows' feature distributions and the holdout's score distribution
     profile = build_profile(schema, X_tr, proba_ho[:, bad], bins=settings.drift_bins, seed=seed)
     bundle = ModelBundle(schema=schema, features=final.named_steps["features"],
@@ -140,7 +153,9 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
     report_dir = settings.reports_dir / time.strftime("%Y%m%d-%H%M%S")
     fairness = fairness_table(schema, X_ho, y_ho, proba_ho, threshold)
     report_path = write_report(report_dir, {
-        "data_path": str(data_path), "rows": len(df), "data_sha": data_sha, "schema_name": schema.name,
+        "data_path": ", ".join(f"{u.name}: {u.location}" for u in used), "rows": len(df), "data_sha": data_sha,
+        "sources": [u.to_json() for u in data.sources], "holdout_rule": data.holdout_rule,
+        "schema_name": schema.name,
         "folds": cfg.cv_folds, "train_rows": len(y_tr), "holdout_rows": len(y_ho), "seed": seed,
         "duration": duration, "selected": best.label, "selection_metric": metric, "threshold": threshold,
         "latency_budget": cfg.latency_budget.model_dump(), "within_budget": selection.within_budget,
@@ -154,7 +169,7 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
     tags = lineage_tags(schema, data_sha, len(df), bundle, artifact_sha, gate)
     if register:
         version, alias = _record(registry, settings, cfg, bundle, run_dir / "bundle", report_dir, tags, gate,
-                                 cv, holdout, results, promote)
+                                 cv, holdout, results, promote, data)
     else:
         version, alias = None, None
         log(f"not registered (--no-register); bundle in {run_dir / 'bundle'}")
@@ -162,7 +177,7 @@ def train(settings: Settings, cfg: TrainingConfig, data_path: Path, schema: Data
                                                                "sampler": best.sampler, "label": best.label},
                        cv=cv, holdout=holdout, threshold=threshold, duration_s=time.perf_counter() - t0,
                        gate=gate, report=str(report_path), grid=grid_rows, scoring_cost=cost.to_dict(),
-                       bundle=str(run_dir / "bundle"))
+                       bundle=str(run_dir / "bundle"), data=data.to_json())
 
 
 def _score_champion(registry: Registry, schema: DatasetSchema, X_ho, y_ho):  # noqa: N803
@@ -179,7 +194,8 @@ def _score_champion(registry: Registry, schema: DatasetSchema, X_ho, y_ho):  # n
     return scalar_metrics(compute_metrics(y_ho, proba, champ.bad_index, champ.threshold)), None
 
 
-def _record(registry, settings, cfg, bundle, bundle_dir, report_dir, tags, gate, cv, holdout, results, promote):
+def _record(registry, settings, cfg, bundle, bundle_dir, report_dir, tags, gate, cv, holdout, results, promote,
+            data: TrainingData):
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -204,6 +220,8 @@ def _record(registry, settings, cfg, bundle, bundle_dir, report_dir, tags, gate,
                 if r.cost is not None:
                     mlflow.log_metrics({f"{key}.{k}": getattr(r.cost, k) for k in COST_KEYS})
         mlflow.log_dict(gate.to_dict(), "gate.json")
+        log_datasets(data, bundle.schema.target.name)
+        mlflow.log_dict(data.to_json(), "data_sources.json")
         if bundle.reference_profile is not None:
             mlflow.log_dict(bundle.reference_profile, "reference_profile.json")
         mlflow.log_artifacts(str(report_dir), "report")
