@@ -50,7 +50,8 @@ def retrain():
 
         reason = retrain_request(json_body()).reason[:200]
     try:
-        status = jobs.start(st.settings, reason=reason)
+        # the job learns from the store this service writes to (its URL may come from Vault)
+        status = jobs.start(st.settings, reason=reason, store_url=st.store.url if st.store is not None else None)
     except jobs.JobBusy as e:
         metrics().retrains.labels(outcome="rejected_busy").inc()
         problem = f"job {e.running} is running; retry when it finishes"

@@ -36,10 +36,14 @@ def runner(settings: Settings) -> JobRunner:
     return ProcessRunner(settings)
 
 
-def start(settings: Settings, reason: str = "api") -> dict[str, Any]:
+def start(settings: Settings, reason: str = "api", store_url: str | None = None) -> dict[str, Any]:
     """Start a retrain job; its first status. :class:`JobBusy` when one is running, :class:`JobRunnerError`
-    when the runner cannot be reached."""
-    return runner(settings).start(reason).to_dict()
+    when the runner cannot be reached. ``store_url``: the prediction store the caller uses (the process runner
+    hands it to the job, which trains on its labelled rows; a Kubernetes Job gets it from its template)."""
+    r = runner(settings)
+    if isinstance(r, ProcessRunner):
+        return r.start(reason, store_url=store_url).to_dict()
+    return r.start(reason).to_dict()
 
 
 def read_status(settings: Settings, job_id: str) -> dict[str, Any] | None:

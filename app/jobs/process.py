@@ -10,7 +10,9 @@ CLI: validation, grid, gate, registry) and records timings, the new version and 
 file, which any worker can read.
 
 The job's environment is an allow-list of the service's (``settings.job_env_allow``, :func:`job_env`): the
-service's Vault token, admin and feedback tokens and database URL stay behind. A job whose process is gone
+service's Vault token, admin and feedback tokens and other secrets stay behind. The one credential it gets is
+the prediction store's URL, as ``CREDIT_SCORE_STORE_URL``: the job trains on the labelled production rows in it.
+A job whose process is gone
 without having published its outcome (SIGKILL, the OOM killer) is recorded as ``failed`` the next time its status
 is read, and the rest of its process group is killed; it never stays ``running``.
 
@@ -62,7 +64,9 @@ class ProcessRunner:
     def _path(self, job_id: str) -> Path:
         return self.dir / f"{job_id}.json"
 
-    def start(self, reason: str) -> JobStatus:
+    def start(self, reason: str, store_url: str | None = None) -> JobStatus:
+        """``store_url``: the prediction store the service uses (resolved, e.g. from Vault), which the job
+        reads its labelled production rows from; None: the settings' (``settings.prediction_store_url``)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o640)
         try:
@@ -80,7 +84,7 @@ class ProcessRunner:
             proc = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
                 [sys.executable, "-m", self.program, job_id, str(fd)], pass_fds=(fd,), start_new_session=True,
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env=job_env(self.settings))
+                env=job_env(self.settings, store_url=store_url))
             status.pid = proc.pid
             _write(path, status)
             proc.stdin.close()  # the go: the job reads its status file (with its pid) only after this
@@ -209,10 +213,14 @@ def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def job_env(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, str]:
+def job_env(settings: Settings, environ: dict[str, str] | None = None, store_url: str | None = None
+            ) -> dict[str, str]:
     """The job's environment: the variables of ``environ`` (the service's) that ``settings.job_env_allow``
-    names (an entry ending in ``*`` is a prefix), plus where the job keeps its state. Secrets the service holds
-    (a Vault token, the admin and feedback tokens, the database URL) stay behind unless allow-listed."""
+    names (an entry ending in ``*`` is a prefix), plus where the job keeps its state and the prediction store it
+    learns from: ``CREDIT_SCORE_STORE_URL`` = ``store_url`` (the service's resolved store, e.g. its database URL
+    from Vault), else ``settings.prediction_store_url`` (``none`` when the store is disabled). Other secrets the
+    service holds (a Vault token, the admin and feedback tokens, Vault login material) stay behind unless
+    allow-listed; the database URL's own variable too (the job gets the URL once, under the store's name)."""
     names = {a for a in settings.job_env_allow if not a.endswith("*")}
     prefixes = tuple(a[:-1] for a in settings.job_env_allow if a.endswith("*"))
     env = {k: v for k, v in (os.environ if environ is None else environ).items()
@@ -223,6 +231,7 @@ def job_env(settings: Settings, environ: dict[str, str] | None = None) -> dict[s
     env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     if settings.data:
         env["CREDIT_SCORE_DATA"] = str(settings.data)
+    env["CREDIT_SCORE_STORE_URL"] = store_url or settings.prediction_store_url or "none"
     return env
 
 

@@ -188,6 +188,7 @@ def test_the_job_environment_is_an_allow_list(tmp_path, monkeypatch):
             "CREDIT_SCORE_DATA"} <= set(env)
     assert not any("secret" in v or ":p@" in v for v in env.values()), env
     assert env["CREDIT_SCORE_MODELS_DIR"] == str(settings.models_dir)
+    assert env["CREDIT_SCORE_STORE_URL"] == settings.prediction_store_url  # the default SQLite store
     # allow-listed on purpose, it passes
     monkeypatch.setenv("CREDIT_SCORE_JOB_ENV_ALLOW", '["PATH", "MLFLOW_TRACKING_*"]')
     from app.config import get_settings
@@ -214,3 +215,39 @@ def test_the_job_process_really_gets_the_allow_listed_environment(fake_training,
     seen = json.loads(dump.read_text())
     assert "VAULT_TOKEN" not in seen and "CREDIT_SCORE_ADMIN_TOKEN" not in seen
     assert seen["PATH"] == os.environ["PATH"] and "FAKE_TRAIN_OBSERVED" in seen
+
+
+def test_the_job_learns_from_the_services_store_and_gets_no_other_secret(tmp_path):
+    """The store URL is what a retrain job needs to train on the labelled production rows: it is passed (the
+    resolved one, e.g. from Vault) as CREDIT_SCORE_STORE_URL; the database URL's own variable and the other
+    secrets stay behind."""
+    service = {"PATH": "/usr/bin", "VAULT_TOKEN": "hvs.secret", "CREDIT_SCORE_ADMIN_TOKEN": "admin-secret",
+               "CREDIT_SCORE_DATABASE_URL": "postgresql://u:p@db/x", "MLFLOW_TRACKING_PASSWORD": "mlflow-secret"}
+    settings = Settings(models_dir=tmp_path / "models")
+    env = job_env(settings, service, store_url="postgresql://svc:pw@db:5432/predictions")
+    assert env["CREDIT_SCORE_STORE_URL"] == "postgresql://svc:pw@db:5432/predictions"
+    assert "CREDIT_SCORE_DATABASE_URL" not in env
+    assert not any("secret" in v or ":p@" in v for v in env.values()), env
+    # no URL handed over: the settings' store (an explicit CREDIT_SCORE_STORE_URL, else the database URL)
+    assert job_env(Settings(models_dir=tmp_path, store_url="postgresql://a:b@h/s"), service
+                   )["CREDIT_SCORE_STORE_URL"] == "postgresql://a:b@h/s"
+    assert job_env(Settings(models_dir=tmp_path, database_url="postgresql://c:d@h/s"), service
+                   )["CREDIT_SCORE_STORE_URL"] == "postgresql://c:d@h/s"
+    # the service runs without a store: so does the job (it does not read a default SQLite file of its own)
+    assert job_env(Settings(models_dir=tmp_path, store_url="none"), service)["CREDIT_SCORE_STORE_URL"] == "none"
+
+
+def test_the_job_process_gets_the_store_url_and_its_status_file_does_not(fake_training, monkeypatch):
+    settings, runner, command, observed, started = fake_training
+    monkeypatch.setenv("CREDIT_SCORE_DATABASE_URL", "postgresql://svc:db-password@db/x")
+    dump = observed.with_name("env.json")
+    command(f"import json, os; json.dump(dict(os.environ), open({str(dump)!r}, 'w')); print('{{}}')")
+    st = runner.start("api", store_url="postgresql://svc:db-password@db/x")
+    started.append(st)
+    assert wait_until(lambda: not runner.read_status(st.id).unfinished)
+    _reap(st.pid)
+    seen = json.loads(dump.read_text())
+    assert seen["CREDIT_SCORE_STORE_URL"] == "postgresql://svc:db-password@db/x"
+    assert "CREDIT_SCORE_DATABASE_URL" not in seen
+    assert "db-password" not in (settings.jobs_dir / f"{st.id}.json").read_text()
+

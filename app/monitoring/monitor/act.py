@@ -20,7 +20,7 @@ def act(settings: Settings, c: Collected, decision: RetrainDecision, jobs: list[
     """Carry the decision out; ``jobs`` are the retrain jobs the decision saw (newest first)."""
     job = None
     if decision.start and not dry_run:
-        decision, job = start_retrain(settings, decision)
+        decision, job = start_retrain(settings, decision, store_url=getattr(c.store, "url", None))
         jobs = last_jobs(settings)
     elif decision.triggered:
         log.info("retrain policy triggered; no job started",
@@ -31,15 +31,17 @@ def act(settings: Settings, c: Collected, decision: RetrainDecision, jobs: list[
                    retention={"days": settings.retention_days, "deleted": purge(settings, c)})
 
 
-def start_retrain(settings: Settings, decision: RetrainDecision) -> tuple[RetrainDecision, dict[str, Any] | None]:
+def start_retrain(settings: Settings, decision: RetrainDecision, store_url: str | None = None
+                  ) -> tuple[RetrainDecision, dict[str, Any] | None]:
     """Start a retrain job through the runner of ``POST /model/retrain``: the decision (``start`` off and
-    ``skipped`` set when the runner refused) and the started job's ``job_id`` and ``started_at``."""
+    ``skipped`` set when the runner refused) and the started job's ``job_id`` and ``started_at``. The job
+    learns from ``store_url``, the store this run read (None: the configured one)."""
     from app import jobs
     from app.jobs import JobRunnerError
 
     reason = "monitor: " + "; ".join(decision.reasons.values())
     try:
-        status = jobs.start(settings, reason=reason[:200])
+        status = jobs.start(settings, reason=reason[:200], store_url=store_url)
     except jobs.JobBusy as e:
         log.warning("retrain triggered but a job is already running", extra={"retrain.running": e.running})
         return replace(decision, start=False, skipped=f"job {e.running} is running"), None
