@@ -117,22 +117,27 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _synthetic_chunk(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _synthetic_chunk(rng: np.random.Generator, n: int, shift: float = 0.0) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """One chunk of applicants with the UCI schema, and the latent risk logit (before calibration).
 
     Signal: months of payment delay (recent ones weigh most), utilisation of the credit limit, the ratio of
     payments to bills, a younger age and a lower limit; plus a latent factor no column shows (noise).
+
+    ``shift`` (0..1, 0 = the base population, drawing exactly the same numbers) moves the population and its
+    truth: an income shock (lower limits, fuller utilisation) and a new product mix (younger applicants), and
+    outcomes driven more by utilisation, low payments and youth than by past delays (the shock hits people who
+    never missed a payment). It draws no extra random numbers, so a seed gives the same applicants' skeleton.
     """
     cols: dict[str, np.ndarray] = {}
     latent = rng.normal(0.0, 1.0, n)  # the applicant's unobserved risk
-    limit = np.exp(rng.normal(11.7 - 0.25 * latent, 0.75, n))
+    limit = np.exp(rng.normal(11.7 - 0.25 * latent, 0.75, n) - 0.6 * shift)
     limit = np.clip(np.round(limit / 10_000) * 10_000, 10_000, 1_000_000)
     cols["limit_bal"] = limit
     cols["sex"] = rng.choice([1, 2], n, p=[0.40, 0.60])
     cols["education"] = rng.choice([0, 1, 2, 3, 4, 5, 6], n,
                                    p=[0.0005, 0.352, 0.467, 0.164, 0.004, 0.0095, 0.003])
     cols["marriage"] = rng.choice([0, 1, 2, 3], n, p=[0.002, 0.455, 0.532, 0.011])
-    cols["age"] = np.clip(np.round(21 + rng.gamma(2.2, 6.5, n)), 21, 79)
+    cols["age"] = np.clip(np.round(21 + rng.gamma(2.2, 6.5, n) * (1.0 - 0.45 * shift)), 21, 79)
 
     # repayment status, oldest month (pay_6) first; delays persist month to month
     propensity = 0.55 * latent + rng.normal(0, 0.6, n)
@@ -151,7 +156,7 @@ def _synthetic_chunk(rng: np.random.Generator, n: int) -> tuple[dict[str, np.nda
         cols[name] = pay[name]
 
     # bills: utilisation of the limit, drifting over months; a few negative (credit balance)
-    util = np.clip(rng.beta(0.9, 1.6, n) + 0.12 * latent, 0, 1.05)
+    util = np.clip(rng.beta(0.9, 1.6, n) + 0.12 * latent + 0.25 * shift, 0, 1.05)
     for k in range(6, 0, -1):
         month_util = np.clip(util + rng.normal(0, 0.06, n), -0.02, 1.1)
         bill = limit * month_util
@@ -170,9 +175,15 @@ def _synthetic_chunk(rng: np.random.Generator, n: int) -> tuple[dict[str, np.nda
     delay_max = np.max(np.stack([np.maximum(pay[p], 0) for p in pay]), axis=0)
     util_now = np.clip(cols["bill_amt1"] / limit, -0.1, 1.2)
     pay_ratio = np.clip(cols["pay_amt1"] / np.maximum(cols["bill_amt2"], 1.0), 0, 1.5)
-    logit = (0.75 * delay_recent + 0.25 * delay_max + 0.9 * util_now - 0.6 * pay_ratio
-             - 0.012 * (cols["age"] - 35) - 0.25 * np.log(limit / 140_000) + 0.8 * latent
-             + rng.normal(0, 0.5, n))
+    if shift == 0.0:  # the base truth, bit for bit
+        logit = (0.75 * delay_recent + 0.25 * delay_max + 0.9 * util_now - 0.6 * pay_ratio
+                 - 0.012 * (cols["age"] - 35) - 0.25 * np.log(limit / 140_000) + 0.8 * latent
+                 + rng.normal(0, 0.5, n))
+        return cols, logit
+    s = shift  # the shifted truth: past delays count less, utilisation, low payments and youth much more
+    logit = ((0.75 - 0.65 * s) * delay_recent + (0.25 - 0.25 * s) * delay_max + (0.9 + 3.6 * s) * util_now
+             - (0.6 + 2.4 * s) * pay_ratio - (0.012 + 0.07 * s) * (cols["age"] - 35)
+             - 0.25 * np.log(limit / 140_000) + 0.8 * latent + rng.normal(0, 0.5, n) - 0.9 * s)
     return cols, logit
 
 
@@ -187,19 +198,23 @@ def _calibration(seed: int, classes: int) -> np.ndarray:
 
 
 def iter_synthetic(n_rows: int, seed: int = 42, classes: int = 2,
-                   chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """Yield the synthetic data set in chunks (constant memory for any size)."""
+                   chunk_rows: int = CHUNK_ROWS, shift: float = 0.0) -> Iterator[pd.DataFrame]:
+    """Yield the synthetic data set in chunks (constant memory for any size). ``shift`` (0..1): a drifted
+    population with its own truth (see :func:`_synthetic_chunk`); the class cut points stay the base
+    population's, so the shock also raises the bad rate. 0: the base population, the same bytes as ever."""
     if n_rows < 1:
         raise ValueError("n_rows must be at least 1")
     if classes not in (2, 3):
         raise ValueError("classes must be 2 or 3")
+    if not 0.0 <= shift <= 1.0:
+        raise ValueError("shift must be between 0 and 1")
     cuts = _calibration(seed, classes)
     seqs = np.random.SeedSequence(seed).spawn((n_rows + chunk_rows - 1) // chunk_rows)
     remaining = n_rows
     for seq in seqs:
         n = min(chunk_rows, remaining)
         rng = np.random.default_rng(seq)
-        cols, logit = _synthetic_chunk(rng, n)
+        cols, logit = _synthetic_chunk(rng, n, shift)
         noisy = logit + rng.logistic(0, 1.0, n)
         grade = np.searchsorted(cuts, noisy)  # 0..len(cuts)
         df = pd.DataFrame({k: cols[k].astype(np.int64) for k in _COLUMNS})
@@ -211,9 +226,10 @@ def iter_synthetic(n_rows: int, seed: int = 42, classes: int = 2,
         yield df
 
 
-def generate_synthetic(n_rows: int, seed: int = 42, classes: int = 2) -> pd.DataFrame:
-    """The whole synthetic data set in memory (fine up to a few million rows)."""
-    return pd.concat(list(iter_synthetic(n_rows, seed, classes)), ignore_index=True)
+def generate_synthetic(n_rows: int, seed: int = 42, classes: int = 2, shift: float = 0.0) -> pd.DataFrame:
+    """The whole synthetic data set in memory (fine up to a few million rows); ``shift``: see
+    :func:`iter_synthetic`."""
+    return pd.concat(list(iter_synthetic(n_rows, seed, classes, shift=shift)), ignore_index=True)
 
 
 def write_synthetic(path: str | Path, n_rows: int, seed: int = 42, classes: int = 2,
