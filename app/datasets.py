@@ -124,13 +124,13 @@ def _synthetic_chunk(rng: np.random.Generator, n: int, shift: float = 0.0) -> tu
     payments to bills, a younger age and a lower limit; plus a latent factor no column shows (noise).
 
     ``shift`` (0..1, 0 = the base population, drawing exactly the same numbers) moves the population and its
-    truth: an income shock (lower limits, fuller utilisation) and a new product mix (younger applicants), and
+    truth: an income shock (lower limits, fuller utilisation, smaller payments) and a new product mix (younger applicants), and
     outcomes driven more by utilisation, low payments and youth than by past delays (the shock hits people who
     never missed a payment). It draws no extra random numbers, so a seed gives the same applicants' skeleton.
     """
     cols: dict[str, np.ndarray] = {}
     latent = rng.normal(0.0, 1.0, n)  # the applicant's unobserved risk
-    limit = np.exp(rng.normal(11.7 - 0.25 * latent, 0.75, n) - 0.6 * shift)
+    limit = np.exp(rng.normal(11.7 - 0.25 * latent, 0.75, n) - 0.8 * shift)
     limit = np.clip(np.round(limit / 10_000) * 10_000, 10_000, 1_000_000)
     cols["limit_bal"] = limit
     cols["sex"] = rng.choice([1, 2], n, p=[0.40, 0.60])
@@ -168,7 +168,7 @@ def _synthetic_chunk(rng: np.random.Generator, n: int, shift: float = 0.0) -> tu
         prev_bill = cols[f"bill_amt{min(k + 1, 6)}"]
         share = np.where(st == -1, 1.0, np.where(st <= 0, rng.uniform(0.03, 0.25, n),
                                                    rng.uniform(0.0, 0.05, n)))
-        amount = np.maximum(prev_bill, 0) * share * rng.lognormal(0, 0.3, n)
+        amount = np.maximum(prev_bill, 0) * share * rng.lognormal(0, 0.3, n) * (1.0 - 0.7 * shift)
         cols[f"pay_amt{k}"] = np.round(np.clip(amount, 0, 1_000_000))
 
     delay_recent = np.maximum(cols["pay_0"], 0)
@@ -181,9 +181,9 @@ def _synthetic_chunk(rng: np.random.Generator, n: int, shift: float = 0.0) -> tu
                  + rng.normal(0, 0.5, n))
         return cols, logit
     s = shift  # the shifted truth: past delays count less, utilisation, low payments and youth much more
-    logit = ((0.75 - 0.65 * s) * delay_recent + (0.25 - 0.25 * s) * delay_max + (0.9 + 3.6 * s) * util_now
-             - (0.6 + 2.4 * s) * pay_ratio - (0.012 + 0.07 * s) * (cols["age"] - 35)
-             - 0.25 * np.log(limit / 140_000) + 0.8 * latent + rng.normal(0, 0.5, n) - 0.9 * s)
+    logit = ((0.75 - 0.7 * s) * delay_recent + (0.25 - 0.25 * s) * delay_max + (0.9 + 4.0 * s) * util_now
+             - (0.6 + 3.0 * s) * pay_ratio - (0.012 + 0.08 * s) * (cols["age"] - 35)
+             - 0.25 * np.log(limit / 140_000) + 0.8 * latent + rng.normal(0, 0.5, n) - 1.3 * s)
     return cols, logit
 
 

@@ -1,13 +1,13 @@
 """The ``credit-score`` command: data, schema, train, registry, predict (batch), monitor, abtest, serve,
-bootstrap.
+bootstrap, simulate.
 
 Bad arguments print one line (``credit-score: error: ...``) and exit 2; data that fails validation exits 1,
 a model that fails the quality gate exits 3, batch scoring that rejected rows exits 4 (app.exit_codes). An
 error nobody foresaw is still one line (exit 1), with the traceback only under ``credit-score --traceback``.
 Progress goes to stderr; ``--json`` output to stdout.
 
-One module per command group (data, schema, train, registry, predict, monitor/abtest, serve, bootstrap); what they
-share is in common.py. Each command imports its heavy dependencies when it runs, so the command starts fast.
+One module per command group (data, schema, train, registry, predict, monitor/abtest, serve, bootstrap,
+simulate); what they share is in common.py. Each command imports its heavy dependencies when it runs, so the command starts fast.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from app.cli.predict import predict_command
 from app.cli.registry import registry_group
 from app.cli.schema import schema_group
 from app.cli.serve import serve_command
+from app.cli.simulate import simulate_command
 from app.cli.train import train_command
 
 __all__ = ["EXIT_USAGE", "CliError", "cli", "main", "resolve_data"]
@@ -39,12 +40,12 @@ _SHOW_TRACEBACK = [False]
 def cli(ctx: click.Context, show_traceback: bool) -> None:
     """Credit-risk models: data, training, registry and batch scoring."""
     _SHOW_TRACEBACK[0] = show_traceback
-    if ctx.invoked_subcommand not in ("serve", "data", "schema"):  # serve: each worker reads its own (app.create_app)
+    if ctx.invoked_subcommand not in ("serve", "data", "schema", "simulate"):  # serve: each worker reads its own (app.create_app)
         use_registry_credentials()
 
 
 for _command in (data_group, schema_group, train_command, registry_group, predict_command, monitor_command,
-                 abtest_group, serve_command, bootstrap_command):
+                 abtest_group, serve_command, bootstrap_command, simulate_command):
     cli.add_command(_command)
 
 
