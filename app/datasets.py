@@ -124,9 +124,9 @@ def _synthetic_chunk(rng: np.random.Generator, n: int, shift: float = 0.0) -> tu
     payments to bills, a younger age and a lower limit; plus a latent factor no column shows (noise).
 
     ``shift`` (0..1, 0 = the base population, drawing exactly the same numbers) moves the population and its
-    truth: an income shock (lower limits, fuller utilisation, smaller payments) and a new product mix (younger applicants), and
-    outcomes driven more by utilisation, low payments and youth than by past delays (the shock hits people who
-    never missed a payment). It draws no extra random numbers, so a seed gives the same applicants' skeleton.
+    truth: an income shock (lower limits, fuller utilisation, smaller payments) and a new product mix (younger
+    applicants), and outcomes driven more by utilisation, low payments and youth than by past delays (the shock
+    hits people who never missed a payment). It draws no extra random numbers: a seed gives the same skeleton.
     """
     cols: dict[str, np.ndarray] = {}
     latent = rng.normal(0.0, 1.0, n)  # the applicant's unobserved risk

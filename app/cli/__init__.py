@@ -7,7 +7,8 @@ error nobody foresaw is still one line (exit 1), with the traceback only under `
 Progress goes to stderr; ``--json`` output to stdout.
 
 One module per command group (data, schema, train, registry, predict, monitor/abtest, serve, bootstrap,
-simulate); what they share is in common.py. Each command imports its heavy dependencies when it runs, so the command starts fast.
+simulate); what they share is in common.py. Each command imports its heavy dependencies when it runs, so the
+command starts fast.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ _SHOW_TRACEBACK = [False]
 def cli(ctx: click.Context, show_traceback: bool) -> None:
     """Credit-risk models: data, training, registry and batch scoring."""
     _SHOW_TRACEBACK[0] = show_traceback
-    if ctx.invoked_subcommand not in ("serve", "data", "schema", "simulate"):  # serve: each worker reads its own (app.create_app)
+    # serve: each worker reads its own (app.create_app); simulate: a registry of its own, in its working directory
+    if ctx.invoked_subcommand not in ("serve", "data", "schema", "simulate"):
         use_registry_credentials()
 
 

@@ -75,10 +75,12 @@ class Outcome:
         rounds = [{"label": r.label, "phase": r.phase, "n": len(r.scored),
                    "roc_auc": {k: (None if np.isnan(v) else round(v, 4)) for k, v in r.auc.items()}}
                   for r in self.rounds]
+        lineage = {v: [_dataset(d) for d in ds] for v, ds in self.lineage.items()}
         return {"workdir": str(self.workdir), "store": self.store, "versions": self.versions,
                 "evaluation": self.evaluation, "gate": self.job.get("gate"), "job": self.job,
                 "abtest": {k: self.abtest.get(k) for k in ("verdict", "reason", "test", "champion", "challenger")},
-                "rounds": rounds, "requests": self.requests, "serving_after_rollback": self.serving_after_rollback,
+                "rounds": rounds, "requests": self.requests, "lineage": lineage,
+                "serving_after_rollback": self.serving_after_rollback,
                 "champion_after_rollback": self.champion_after_rollback, "steps": self.steps,
                 "error": self.error, "report": self.report}
 
@@ -251,6 +253,13 @@ class _Step:
     def __exit__(self, exc_type, exc, tb) -> None:
         dt = round(time.monotonic() - self.t0, 1)
         self.loop.out.steps.append({"step": self.name, "seconds": dt, "ok": exc_type is None})
+
+
+def _dataset(d: dict[str, Any]) -> dict[str, Any]:
+    """One MLflow dataset of a version's run, in brief."""
+    tags = d.get("tags") or {}
+    return {"name": d.get("name"), "context": d.get("context"), "rows": int(tags.get("rows") or 0),
+            "holdout_rows": int(tags.get("holdout_rows") or 0), "source": d.get("source")}
 
 
 def roc_auc_of(y: list[int], proba: np.ndarray) -> float:

@@ -155,7 +155,8 @@ def write_report(out: Outcome, directory: Path) -> Path:
     status = f"<b class='fail'>stopped: {e(out.error)}</b>" if out.error else "<b class='pass'>completed</b>"
     parts.append(f"<p>Run {status}. Requests: {req.get('sent', 0)} sent, "
                  f"<b class='{'fail' if req.get('failed') else 'pass'}'>{req.get('failed', 0)} failed</b>. "
-                 f"Prediction store <code>{e(out.store)}</code>; working directory <code>{e(str(out.workdir))}</code>.</p>")
+                 f"Prediction store <code>{e(out.store)}</code>; working directory "
+                 f"<code>{e(str(out.workdir))}</code>.</p>")
     if out.evaluation:
         cells = "".join(f"<tr><td>{e(k)} (version {e(out.versions.get(k, '?'))})</td><td>{v:.4f}</td></tr>"
                         for k, v in out.evaluation.items())
@@ -174,14 +175,18 @@ def write_report(out: Outcome, directory: Path) -> Path:
         if path is not None:
             data = base64.b64encode(path.read_bytes()).decode()
             parts.append(f"<h2>{e(title)}</h2><img alt='{e(title)}' src='data:image/png;base64,{data}'>")
+            if title == "A/B result":
+                parts.append("<p>As <code>credit-score abtest report</code> computes it: every labelled prediction "
+                             "of each version in the performance window, so the champion's includes its traffic "
+                             "before the split.</p>")
     if out.lineage:
         rows = "".join(f"<tr><td>v{e(v)}</td><td>{e(str(d.get('name')))}</td><td>{e(str(d.get('context')))}</td>"
                        f"<td>{_rows(d)}</td>"
                        f"<td><code>{e(str(d.get('digest', ''))[:12])}</code></td>"
                        f"<td>{e(json.dumps(d.get('tags') or {}))[:200]}</td></tr>"
                        for v, ds in out.lineage.items() for d in ds)
-        parts.append("<h2>Lineage (registry show)</h2><table><tr><th>version</th><th>dataset</th><th>context</th><th>rows</th>"
-                     f"<th>digest</th><th>tags</th></tr>{rows}</table>")
+        parts.append("<h2>Lineage (registry show)</h2><table><tr><th>version</th><th>dataset</th><th>context</th>"
+                     f"<th>rows</th><th>digest</th><th>tags</th></tr>{rows}</table>")
     steps = "".join(f"<tr><td>{e(s['step'])}</td><td>{s['seconds']}</td></tr>" for s in out.steps)
     parts.append(f"<h2>Steps</h2><table><tr><th>step</th><th>seconds</th></tr>{steps}</table></body></html>")
     page = directory / "simulation.html"
