@@ -180,10 +180,11 @@ def _synthetic_chunk(rng: np.random.Generator, n: int, shift: float = 0.0) -> tu
                  - 0.012 * (cols["age"] - 35) - 0.25 * np.log(limit / 140_000) + 0.8 * latent
                  + rng.normal(0, 0.5, n))
         return cols, logit
-    s = shift  # the shifted truth: past delays count less, utilisation, low payments and youth much more
+    s = shift  # the shifted truth: past delays count less; utilisation, low payments, youth and (overextended)
+    # high limits much more
     logit = ((0.75 - 0.7 * s) * delay_recent + (0.25 - 0.25 * s) * delay_max + (0.9 + 4.0 * s) * util_now
              - (0.6 + 3.0 * s) * pay_ratio - (0.012 + 0.08 * s) * (cols["age"] - 35)
-             - 0.25 * np.log(limit / 140_000) + 0.8 * latent + rng.normal(0, 0.5, n) - 1.3 * s)
+             + (0.8 * s - 0.25) * np.log(limit / 140_000) + 0.8 * latent + rng.normal(0, 0.5, n) - 1.3 * s)
     return cols, logit
 
 

@@ -42,4 +42,4 @@ def test_a_base_model_loses_roc_auc_on_the_shifted_truth_and_retraining_recovers
         return roc_auc_score(test["default"], m.predict_proba(test.drop(columns="default"))[:, 1])
 
     v1, v2 = auc(base), auc(pd.concat([base, labelled], ignore_index=True))
-    assert v1 < 0.80 < v2 and v2 - v1 > 0.04, (v1, v2)
+    assert v1 < 0.75 and v2 - v1 > 0.05, (v1, v2)

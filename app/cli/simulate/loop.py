@@ -32,22 +32,23 @@ from app.cli.simulate.traffic import Client, Round, Trickle, measure, requests_o
 
 @dataclass
 class Plan:
-    """The sizes of the run: ``quick`` halves the traffic (the test's setting)."""
+    """The sizes of the run; :meth:`quick` is the test's setting."""
 
     seed: int = 42
     shift: float = 1.0
     base_rows: int = 3000
     warmup_rows: int = 400  # base-population traffic before the shift
     shifted_rounds: int = 2
-    ab_rounds: int = 2
-    round_rows: int = 700
+    ab_rounds: int = 3
+    round_rows: int = 1000
     eval_rows: int = 2000  # a fresh shifted sample: v1 and v2 both score it after the run
     n_estimators: int = 150
     ab_min_samples: int = 300
 
     @classmethod
     def quick(cls, seed: int = 42) -> Plan:
-        return cls(seed=seed, base_rows=2500, warmup_rows=300, round_rows=550, eval_rows=1500, n_estimators=100)
+        """Smaller base data and model, less warm-up traffic (the A/B rounds keep their power)."""
+        return cls(seed=seed, base_rows=2500, warmup_rows=300, eval_rows=1500, n_estimators=100)
 
 
 @dataclass
@@ -57,7 +58,6 @@ class Outcome:
     workdir: Path
     store: str = ""
     versions: dict[str, str] = field(default_factory=dict)  # role -> version: v1, v2
-    trainings: dict[str, dict[str, Any]] = field(default_factory=dict)  # version -> train summary (data, gate)
     rounds: list[Round] = field(default_factory=list)
     monitor: dict[str, Any] = field(default_factory=dict)  # the run that triggered the retrain
     job: dict[str, Any] = field(default_factory=dict)
@@ -130,7 +130,6 @@ class Loop:
             with self.step("train v1 on the base population"):
                 v1 = st.cli_json("train", "--json", "--quiet", "--config", str(st.config), "--promote", "champion")
                 out.versions["v1"] = str(v1["version"])
-                out.trainings[str(v1["version"])] = v1
                 self.say(f"    v{v1['version']} champion, holdout ROC-AUC {v1['holdout']['roc_auc']:.3f}")
             with self.step("serve it (gunicorn, 2 workers, A/B split once there is a challenger)"):
                 st.serve()
@@ -141,6 +140,7 @@ class Loop:
                 self._trickle = Trickle(self.client, trickle_rows).__enter__()
                 for i in range(p.shifted_rounds):
                     self.traffic(f"shift {i + 1}", "v1", p.round_rows, p.shift)
+                pre_split_end = time.time()  # the last labelled prediction before the split is older
             with self.step("monitor: drift, live ROC-AUC, retrain policy"):
                 self.monitor()
             with self.step("retrain job: base + labelled production data, gated on the newest rows"):
@@ -150,12 +150,16 @@ class Loop:
                 wait_until(lambda: self._all_serve("challenger", v2), 60, what=f"the workers to load v{v2}")
                 for i in range(p.ab_rounds):
                     self.traffic(f"A/B {i + 1}", "A/B", p.round_rows, p.shift)
-                out.abtest = st.cli_json("abtest", "report", "--json")
+                # the A/B period only: the champion's labelled traffic before the split is not part of the test
+                # (the window starts after the last of it: a command's start-up is shorter than the monitor run
+                # and the training that separate the two)
+                out.abtest = st.cli_json("abtest", "report", "--json", "--days", _since(pre_split_end))
                 self.say(f"    verdict: {out.abtest['verdict']} ({out.abtest.get('reason', '')})")
             with self.step("promote the challenger"):
                 if out.abtest.get("verdict") != "challenger_better":
                     raise SimulationError(f"the A/B verdict is {out.abtest.get('verdict')}: nothing to promote")
-                self.say("    " + st.cli("abtest", "promote").stdout.strip().splitlines()[-1])
+                promoted = st.cli("abtest", "promote", "--days", _since(pre_split_end)).stdout.strip()
+                self.say("    " + promoted.splitlines()[-1])
                 wait_until(lambda: self._all_serve("champion", v2), 60, what=f"the workers to serve v{v2}")
                 self.traffic("promoted", "v2", p.round_rows, p.shift)
             with self.step("roll back: v1 on the alias and on the workers"):
@@ -210,7 +214,6 @@ class Loop:
             raise SimulationError(f"the retrain job {job['status']}: {job.get('error') or job.get('gate')}")
         v2 = str(job["version"])
         out.versions["v2"] = v2
-        out.trainings[v2] = st.cli_json("registry", "show", v2)
         champ = [c for c in (job.get("gate") or {}).get("checks", []) if c.get("check") == "champion"]
         vs = f"; the champion on the same rows {champ[0]['champion']:.3f}" if champ and "champion" in champ[0] else ""
         self.say(f"    v{v2} registered as {job.get('alias')}, {job.get('duration_s', 0):.0f} s; newest-holdout "
@@ -234,7 +237,7 @@ class Loop:
             _, bundle = reg.load(version)
             proba = bundle.predict_proba(frame[bundle.schema.feature_names])[:, bundle.bad_index]
             self.out.evaluation[role] = roc_auc_of(ys, proba)
-            self.out.lineage[version] = self.stack.cli_json("registry", "show", version).get("datasets", [])
+            self.out.lineage[version] = reg.datasets(reg.get(version).run_id)
         self.say("    ROC-AUC on the shifted population: " +
                  ", ".join(f"{k} {v:.3f}" for k, v in self.out.evaluation.items()))
 
@@ -253,6 +256,12 @@ class _Step:
     def __exit__(self, exc_type, exc, tb) -> None:
         dt = round(time.monotonic() - self.t0, 1)
         self.loop.out.steps.append({"step": self.name, "seconds": dt, "ok": exc_type is None})
+
+
+def _since(t0: float) -> str:
+    """``--days`` of a window from ``t0`` (a Unix time) to now: a command started now reads from a little after
+    ``t0`` (its own start-up time later)."""
+    return f"{(time.time() - t0) / 86400:.7f}"
 
 
 def _dataset(d: dict[str, Any]) -> dict[str, Any]:

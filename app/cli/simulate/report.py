@@ -78,7 +78,11 @@ def ab_chart(out: Outcome, path: Path) -> Path | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    names = [n for n in ("champion", "challenger") if n in variants]
+    names = [n for n in ("champion", "challenger")
+             if n in variants and isinstance((variants[n].get("roc_auc") or {}).get("value"), float)
+             and not np.isnan(variants[n]["roc_auc"]["value"])]
+    if not names:
+        return None
     vals = [variants[n]["roc_auc"]["value"] for n in names]
     lo = [v - variants[n]["roc_auc"]["ci"][0] for n, v in zip(names, vals, strict=True)]
     hi = [variants[n]["roc_auc"]["ci"][1] - v for n, v in zip(names, vals, strict=True)]
@@ -176,9 +180,8 @@ def write_report(out: Outcome, directory: Path) -> Path:
             data = base64.b64encode(path.read_bytes()).decode()
             parts.append(f"<h2>{e(title)}</h2><img alt='{e(title)}' src='data:image/png;base64,{data}'>")
             if title == "A/B result":
-                parts.append("<p>As <code>credit-score abtest report</code> computes it: every labelled prediction "
-                             "of each version in the performance window, so the champion's includes its traffic "
-                             "before the split.</p>")
+                parts.append("<p><code>credit-score abtest report --days</code> over the A/B period: the "
+                             "labelled predictions of each variant while traffic was split.</p>")
     if out.lineage:
         rows = "".join(f"<tr><td>v{e(v)}</td><td>{e(str(d.get('name')))}</td><td>{e(str(d.get('context')))}</td>"
                        f"<td>{_rows(d)}</td>"
