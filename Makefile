@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-dev oip-clients run serve bootstrap train test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint monitor monitoring-check bench bench-train bench-synthetic bench-serve bench-store clean
+.PHONY: help setup setup-dev oip-clients run serve bootstrap train simulate test test-fast test-vault vault-dev test-elk kibana-objects k8s-validate k8s-render lint monitor monitoring-check bench bench-train bench-synthetic bench-serve bench-store clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ vault-dev: setup-dev ## Local in-memory OpenBao on 127.0.0.1:8200 set up by vaul
 	for i in $$(seq 100); do curl -sf $$addr/v1/sys/health >/dev/null && break; sleep 0.2; done; \
 	PATH=$(CURDIR)/$(BIN):$$PATH VAULT_ADDR=$$addr VAULT_TOKEN=$$token vault/setup.sh; \
 	echo "export VAULT_ADDR=$$addr VAULT_TOKEN=$$token CREDIT_SCORE_VAULT_AUTH=token  # dev only"; wait $$pid
+
+simulate: setup ## Watch the whole loop run (a few minutes): train, serve, drift, outcomes, monitor, retrain, A/B, promote, rollback; HTML report
+	$(BIN)/credit-score simulate $(SIMULATE_ARGS)
 
 monitor: setup ## One monitor run: drift, live performance, A/B, retrain policy, retention (reports/monitor/)
 	$(BIN)/credit-score monitor
