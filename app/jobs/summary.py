@@ -30,8 +30,7 @@ def format_train_summary(result: dict[str, Any], limit: int = TERMINATION_MESSAG
         if shrink == "holdout":
             doc["holdout"] = None
         elif shrink == "reasons" and doc.get("gate"):
-            doc["gate"] = {**doc["gate"], "reasons": [str(r)[:200] for r in doc["gate"].get("reasons") or []][:5],
-                           "checks": (doc["gate"].get("checks") or [])[:6]}
+            doc["gate"] = {**doc["gate"], "reasons": [str(r)[:200] for r in doc["gate"].get("reasons") or []][:5]}
         text = json.dumps(doc, default=str)
         if len(text.encode()) <= limit:
             return text

@@ -60,8 +60,7 @@ class TrainResult:
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "alias": self.alias, "selected": self.selected, "cv": self.cv,
                 "holdout": self.holdout, "threshold": self.threshold, "duration_s": round(self.duration_s, 3),
-                "gate": {"passed": self.gate.passed, "reasons": self.gate.reasons, "checks": self.gate.checks},
-                "report": self.report,
+                "gate": {"passed": self.gate.passed, "reasons": self.gate.reasons}, "report": self.report,
                 "grid": self.grid, "scoring_cost": self.scoring_cost, "bundle": self.bundle,
                 "data": self.data}
 

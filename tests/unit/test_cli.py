@@ -28,8 +28,9 @@ def commands(cmd: click.Command = cli, path: tuple[str, ...] = ()):
 def test_every_command_is_walked():
     paths = {" ".join(p) for p, _ in commands()}
     assert {"", "data", "data validate", "train", "registry", "registry rollback", "predict", "monitor", "abtest",
-            "abtest report", "abtest promote", "serve", "bootstrap", "schema", "schema infer", "schema check"} <= paths
-    assert len(paths) == 21
+            "abtest report", "abtest promote", "serve", "bootstrap", "schema", "schema infer", "schema check",
+            "simulate"} <= paths
+    assert len(paths) == 22
 
 
 @pytest.mark.parametrize("path", [p for p, _ in commands()], ids=lambda p: " ".join(p) or "credit-score")
@@ -55,6 +56,7 @@ def test_every_command_has_help(path):
     (["monitor", "--window-hours", "0"], "Invalid value for '--window-hours'"),
     (["abtest", "report", "--min-samples", "0"], "Invalid value for '--min-samples'"),
     (["serve", "--port", "70000"], "Invalid value for '--port'"),
+    (["simulate", "--shift", "2"], "Invalid value for '--shift'"),
     (["nosuchcommand"], "No such command"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(args, fragment):

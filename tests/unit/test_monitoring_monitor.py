@@ -92,10 +92,11 @@ def test_reference_traffic_no_drift_and_live_metrics(champion, schema, tmp_path)
 def test_shifted_traffic_drifts_and_triggers_a_retrain(champion, schema, tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'p.db'}"
     serve(champion, url, window(600, seed=3, shifted=True), schema, "sh", feedback=False)
-    started = []
+    started, stores = [], []
 
-    def fake_start(settings, reason):  # the real job runner is exercised in tests/integration
+    def fake_start(settings, reason, store_url=None):  # the real job runner is exercised in tests/integration
         started.append(reason)
+        stores.append(store_url)
         return {"id": "job1", "status": "queued", "created_at": "2026-01-01T00:00:00Z"}
 
     monkeypatch.setattr("app.jobs.start", fake_start)
@@ -104,6 +105,7 @@ def test_shifted_traffic_drifts_and_triggers_a_retrain(champion, schema, tmp_pat
     assert sorted(dry["drift"]["drifted"]) == sorted(PAY) and dry["retrain"]["triggered"] and not started
     summary = run_monitor(s)
     assert started and started[0].startswith("monitor: drift on 6 feature(s)")
+    assert stores == [url]  # the job learns from the store this run read
     assert summary["retrain"]["job_id"] == "job1"
     _, text, _ = PredictionStore(url).latest_monitor_run()
     assert 'credit_score_monitor_retrain_triggered{reason="drift"} 1.0' in text

@@ -214,10 +214,31 @@ class Loop:
             raise SimulationError(f"the retrain job {job['status']}: {job.get('error') or job.get('gate')}")
         v2 = str(job["version"])
         out.versions["v2"] = v2
+        job["gate"] = self._gate(v2) or job.get("gate")  # every check, with the champion's score
         champ = [c for c in (job.get("gate") or {}).get("checks", []) if c.get("check") == "champion"]
         vs = f"; the champion on the same rows {champ[0]['champion']:.3f}" if champ and "champion" in champ[0] else ""
         self.say(f"    v{v2} registered as {job.get('alias')}, {job.get('duration_s', 0):.0f} s; newest-holdout "
                  f"ROC-AUC {(job.get('holdout') or {}).get('roc_auc', float('nan')):.3f}{vs}")
+
+    def _gate(self, version: str) -> dict[str, Any] | None:
+        """The gate's result with all its checks, as the training run logged it (``gate.json``)."""
+        import json
+        import tempfile
+
+        import mlflow
+
+        from app.config import Settings
+        from app.registry import Registry
+
+        settings = Settings.from_env(self.stack.env)
+        try:
+            run_id = Registry(settings).get(version).run_id
+            with tempfile.TemporaryDirectory() as d:
+                path = mlflow.MlflowClient(tracking_uri=settings.tracking_uri).download_artifacts(
+                    run_id, "gate.json", d)
+                return json.loads(Path(path).read_text())
+        except Exception:  # noqa: BLE001 (the report shows the job's gate result instead)
+            return None
 
     def _all_serve(self, alias: str, version: str) -> bool:
         """Both workers answer with ``version`` under ``alias`` (a few answers in a row, any worker)."""
