@@ -133,8 +133,10 @@ class JobSettings(BaseModel):
     kube_token_file: Path | None = None  # default: the pod's service-account token
     # the service's environment variables a retrain job of the process runner inherits: names, or prefixes ending
     # in "*" (CREDIT_SCORE_JOB_ENV_ALLOW, a JSON list). Nothing else is passed: not VAULT_TOKEN, the admin and
-    # feedback tokens, the database URL, Vault login material, MLflow credentials, unless listed here. (A
-    # Kubernetes Job gets its template's environment, never the service's.)
+    # feedback tokens, Vault login material, MLflow credentials, unless listed here; the one exception is the
+    # prediction store's resolved URL, as CREDIT_SCORE_STORE_URL (the job trains on its labelled rows; the
+    # database URL's own variable stays behind). (A Kubernetes Job gets its template's environment, never the
+    # service's.)
     job_env_allow: list[str] = Field(default_factory=lambda: list(JOB_ENV_ALLOW))
 
     @property

@@ -57,6 +57,7 @@ def test_every_command_has_help(path):
     (["abtest", "report", "--min-samples", "0"], "Invalid value for '--min-samples'"),
     (["serve", "--port", "70000"], "Invalid value for '--port'"),
     (["simulate", "--shift", "2"], "Invalid value for '--shift'"),
+    (["simulate", "--store-url", "::not-a-url"], "--store-url is not a SQLAlchemy URL"),
     (["nosuchcommand"], "No such command"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(args, fragment):

@@ -33,6 +33,13 @@ def simulate_command(workdir, seed, shift, quick, store_url, port, as_json) -> N
     from app.cli.simulate.loop import Loop, Plan
     from app.cli.simulate.report import write_report
 
+    if store_url is not None:
+        import sqlalchemy as sa
+
+        try:
+            sa.engine.make_url(store_url)
+        except sa.exc.ArgumentError:
+            raise CliError("--store-url is not a SQLAlchemy URL (e.g. postgresql+psycopg://user@host/db)", 2) from None
     if workdir is None:
         wd = Path(tempfile.mkdtemp(prefix="credit-score-simulate-"))
     else:
