@@ -99,6 +99,7 @@ class Loop:
         self.out = Outcome(workdir=workdir)
         self.client = Client(self.stack.base, self.stack.feedback_token)
         self._draws = 0
+        self._trickle: Trickle | None = None
 
     # ---- populations ----------------------------------------------------------------------------------
     def population(self, n: int, shift: float) -> tuple[list[dict[str, int]], list[int]]:
@@ -174,9 +175,8 @@ class Loop:
             out.error = str(e)
             self.say(f"  stopped: {e}")
         finally:
-            trickle = getattr(self, "_trickle", None)
-            if trickle is not None:
-                trickle.__exit__(None, None, None)
+            if self._trickle is not None:
+                self._trickle.__exit__(None, None, None)
             st.stop()
             st.stop_jobs()
         out.requests = {"sent": self.client.sent, "failed": self.client.failed, "failures": self.client.failures}
