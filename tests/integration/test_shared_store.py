@@ -63,6 +63,15 @@ def loaded_workers(base: str) -> set[str]:
             if x.startswith("credit_score_model_loaded{") and x.rstrip().endswith(" 1.0")}
 
 
+def monitor(env: dict[str, str]) -> dict:
+    """`credit-score monitor --json --dry-run` in a process of its own; its summary."""
+    exe = Path(sys.executable).with_name("credit-score")
+    proc = subprocess.run([str(exe), "monitor", "--json", "--dry-run"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
 def test_two_workers_and_the_monitor_share_one_postgres_store(champion, postgres, schema):  # noqa: F811
     tmp = champion
     env = server_env(tmp, CREDIT_SCORE_STORE_URL=postgres.url, CREDIT_SCORE_STORE_FLUSH_INTERVAL="0.2",
@@ -104,20 +113,16 @@ def test_two_workers_and_the_monitor_share_one_postgres_store(champion, postgres
         assert set(recorded) == set(served)  # the same two workers scored and recorded
 
         # the monitor: its own process, the same database
-        menv = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}
-        menv.pop("PROMETHEUS_MULTIPROC_DIR")
-        exe = Path(sys.executable).with_name("credit-score")
+        menv = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         t0 = time.time()
-        proc = subprocess.run([str(exe), "monitor", "--json", "--dry-run"], env=menv, cwd=PROJECT_ROOT,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        summary = json.loads(proc.stdout)
+        summary = monitor(menv)
         assert summary["store"].startswith("postgresql+psycopg://postgres@127.0.0.1")
         assert summary["window"]["predictions"] == N and summary["window"]["by_variant"] == {"champion": N}
         assert summary["performance_window"]["labelled"] == N
         assert summary["live"]["champion"]["n"] == N
         assert summary["drift"]["status"] == "ok"
         assert time.time() - t0 < 60
+
     finally:
         s.stop()
         store.dispose()
