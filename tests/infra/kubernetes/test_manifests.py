@@ -448,3 +448,48 @@ def test_vault_agent_env_file_is_valid_shell(rendered, tmp_path):
     assert env["CREDIT_SCORE_DATABASE_URL"] == values["database_url"]
     assert env["MLFLOW_TRACKING_USERNAME"] == values["mlflow_username"]
     assert env["MLFLOW_TRACKING_PASSWORD"] == values["mlflow_password"]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_one_postgres_store_for_every_pod(rendered, name):
+    """Issue 14: the prediction store is one PostgreSQL StatefulSet on a PVC (not a SQLite file per pod), its
+    password from a Secret made from Vault (never in git), reached by the API, monitor and training pods only."""
+    docs = rendered[name]
+    sts = one(docs, "StatefulSet", "credit-score-store")
+    spec = sts["spec"]
+    assert spec["replicas"] == 1 and spec["serviceName"] == "credit-score-store"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data" and quantity(claim["spec"]["resources"]["requests"]["storage"]) > 0
+    pod = spec["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (c,) = pod["containers"]
+    assert re.fullmatch(r"docker\.io/library/postgres:\d+\.\d+-\w+", c["image"]), c["image"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert "POSTGRES_PASSWORD" not in env and env["POSTGRES_PASSWORD_FILE"].startswith("/etc/credit-score-store/")
+    assert env["PGDATA"].startswith("/var/lib/postgresql/data/")
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts["data"] == "/var/lib/postgresql/data"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["auth"]["secret"] == {"secretName": "credit-score-store-auth", "optional": False,
+                                         "defaultMode": 0o440}
+    svc = one(docs, "Service", "credit-score-store")
+    assert svc["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert [p["port"] for p in svc["spec"]["ports"]] == [5432]
+    # the store admits the API, monitor and training pods on 5432 and nothing else; it reaches nothing
+    pol = one(docs, "NetworkPolicy", "credit-score-store")
+    assert pol["spec"]["podSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert pol["spec"]["policyTypes"] == ["Ingress", "Egress"] and "egress" not in pol["spec"]
+    (rule,) = pol["spec"]["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}, "pods of this namespace only"
+    assert peer["podSelector"]["matchExpressions"] == [
+        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["api", "monitor", "train"]}]
+    assert [(p["port"], p["protocol"]) for p in rule["ports"]] == [(5432, "TCP")]
+    # and those pods may leave for it: their egress names the store's pods on 5432
+    for client in ("credit-score-api", "credit-score-jobs"):
+        egress = one(docs, "NetworkPolicy", client)["spec"]["egress"]
+        assert any(peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/component": "store"}
+                   and [p["port"] for p in r["ports"]] == [5432] for r in egress for peer in r["to"]), client
+    # nothing of ours points a pod at a SQLite file of its own where the store is shared
+    assert "CREDIT_SCORE_STORE_URL" not in config(docs)["data"]
