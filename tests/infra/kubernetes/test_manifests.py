@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import subprocess
 from collections import Counter
@@ -493,3 +494,22 @@ def test_one_postgres_store_for_every_pod(rendered, name):
                    and [p["port"] for p in r["ports"]] == [5432] for r in egress for peer in r["to"]), client
     # nothing of ours points a pod at a SQLite file of its own where the store is shared
     assert "CREDIT_SCORE_STORE_URL" not in config(docs)["data"]
+
+
+def test_the_documented_managed_database_patch_removes_the_store(tmp_path):
+    """kubernetes/README.md's patch for a managed PostgreSQL, applied on top of prod: no StatefulSet, and the API
+    pods' store egress goes to the database's address."""
+
+    readme = (K8S / "README.md").read_text()
+    section = readme.split("**A managed PostgreSQL instead**", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    patches = yaml.safe_load(block)["patches"]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S / "overlays" / "prod", tmp_path)], "patches": patches}))
+    proc = subprocess.run([which("kubectl"), "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert not by_kind(docs, "StatefulSet")
+    egress = one(docs, "NetworkPolicy", "credit-score-api")["spec"]["egress"]
+    assert egress[3] == {"to": [{"ipBlock": {"cidr": "10.30.0.5/32"}}], "ports": [{"port": 5432, "protocol": "TCP"}]}
