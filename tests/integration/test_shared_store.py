@@ -1,11 +1,12 @@
 """Issue 14, acceptance 5: two gunicorn workers and a monitor process share one PostgreSQL prediction store.
 
 A real PostgreSQL (started by the test on 127.0.0.1), a real `credit-score serve` with 2 workers whose store is
-that database, and `credit-score monitor --json` in a process of its own pointed at the same URL. Predictions
-are sent concurrently until both workers have served some (each worker's own counters, read from its file in
-the Prometheus multiprocess directory, say which worker did what); the outcomes are posted one request each,
-so both workers handle feedback too, and every one of them joins its prediction whichever worker scored it;
-the monitor counts every prediction and every outcome.
+that database, and `credit-score monitor --json` run by the test process (tests/cli_runner.invoke_cli: apart from
+the server's processes, as a CronJob or timer runs it) with the same URL. Once both workers are up, predictions
+are sent concurrently and both workers must have served some (each worker's own counters, read from its file in
+the Prometheus multiprocess directory, say which worker did what); the outcomes are posted one request each, so
+both workers handle feedback too, and every one of them joins its prediction whichever worker scored it; the
+monitor counts every prediction and every outcome.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from app.config import PROJECT_ROOT
 from app.monitoring.store import PredictionStore
+from tests.cli_runner import invoke_cli
 from tests.integration.test_monitoring_store_outage import champion, postgres  # noqa: F401 (fixtures)
 from tests.integration.test_serve_gunicorn import Server, http, server_env
 from tests.monitoring_helpers import applicants, wait_for, window
@@ -61,15 +59,6 @@ def loaded_workers(base: str) -> set[str]:
     text = http("GET", base + "/metrics")[1].decode()
     return {x.split('pid="')[1].split('"')[0] for x in text.splitlines()
             if x.startswith("credit_score_model_loaded{") and x.rstrip().endswith(" 1.0")}
-
-
-def monitor(env: dict[str, str]) -> dict:
-    """`credit-score monitor --json --dry-run` in a process of its own; its summary."""
-    exe = Path(sys.executable).with_name("credit-score")
-    proc = subprocess.run([str(exe), "monitor", "--json", "--dry-run"], env=env, cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
 
 
 def test_two_workers_and_the_monitor_share_one_postgres_store(champion, postgres, schema):  # noqa: F811
@@ -112,17 +101,14 @@ def test_two_workers_and_the_monitor_share_one_postgres_store(champion, postgres
         assert len(recorded) == 2 and sum(recorded.values()) == N, recorded
         assert set(recorded) == set(served)  # the same two workers scored and recorded
 
-        # the monitor: its own process, the same database
+        # the monitor: apart from the server's processes, the same database
         menv = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        t0 = time.time()
-        summary = monitor(menv)
+        summary = json.loads(invoke_cli(["monitor", "--json", "--dry-run"], menv, check=True).stdout)
         assert summary["store"].startswith("postgresql+psycopg://postgres@127.0.0.1")
         assert summary["window"]["predictions"] == N and summary["window"]["by_variant"] == {"champion": N}
         assert summary["performance_window"]["labelled"] == N
         assert summary["live"]["champion"]["n"] == N
         assert summary["drift"]["status"] == "ok"
-        assert time.time() - t0 < 60
-
     finally:
         s.stop()
         store.dispose()
