@@ -40,7 +40,7 @@ def cli(ctx: click.Context, show_traceback: bool) -> None:
     """Credit-risk models: data, training, registry and batch scoring."""
     _SHOW_TRACEBACK[0] = show_traceback
     if ctx.invoked_subcommand not in ("serve", "data", "schema"):  # serve: each worker reads its own (app.create_app)
-        use_registry_credentials()
+        use_registry_credentials(store=ctx.invoked_subcommand in ("monitor", "abtest"))
 
 
 for _command in (data_group, schema_group, train_command, registry_group, predict_command, monitor_command,
