@@ -338,7 +338,8 @@ def test_training_data_binding_evaluated_with_groovy(tmp_path):
         groovy_function(text, "trainingDataEnv").replace("List trainingDataEnv", "def envs"),
         "[[TRAIN_DATA: '', TRAIN_ON_SYNTHETIC: false], [TRAIN_DATA: ' /srv/apps.csv ', TRAIN_ON_SYNTHETIC: false],",
         " [TRAIN_DATA: '', TRAIN_ON_SYNTHETIC: true], [TRAIN_DATA: '/srv/apps.csv', TRAIN_ON_SYNTHETIC: true]].each {",
-        "  params = it; println(groovy.json.JsonOutput.toJson([creds: creds(), env: envs().collect { e -> e.toString() }]))",
+        "  params = it",
+        "  println(groovy.json.JsonOutput.toJson([creds: creds(), env: envs().collect { e -> e.toString() }]))",
         "}",
     ]))
     proc = subprocess.run([groovy, str(script)], capture_output=True, text=True, env=groovy_env(), timeout=300)

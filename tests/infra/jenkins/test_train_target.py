@@ -51,8 +51,8 @@ def make(workdir: Path, target: str, *args: str, **env: str) -> subprocess.Compl
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CREDIT_SCORE_", "MLFLOW_"))}
     base.update(TINY, CREDIT_SCORE_MODELS_DIR=str(workdir / "models"), CREDIT_SCORE_REPORTS_DIR=str(workdir / "r"),
                 CREDIT_SCORE_DEFAULT_DATA=str(workdir / "synthetic" / "default.csv"), **env)
-    return subprocess.run(["make", "-s", "-f", str(MAKEFILE), "-o", "setup", target, f"BIN={Path(sys.executable).parent}",
-                           *args], cwd=workdir / "build", capture_output=True, text=True, env=base, timeout=900)
+    argv = ["make", "-s", "-f", str(MAKEFILE), "-o", "setup", target, f"BIN={Path(sys.executable).parent}", *args]
+    return subprocess.run(argv, cwd=workdir / "build", capture_output=True, text=True, env=base, timeout=900)
 
 
 def registered_tags(workdir: Path, version: str) -> dict:
