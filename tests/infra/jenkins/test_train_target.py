@@ -78,6 +78,9 @@ def test_train_ci_trains_on_the_configured_data_and_records_it(workdir):
     record = json.loads((reports / "train-data.json").read_text())
     assert record["synthetic"] is False and record["source"] == str(data) and record["variable"] == "CREDIT_SCORE_DATA"
     assert record["sha256"] == sha and record["bytes"] == data.stat().st_size and record["version"] == "1"
+    # and the training's own lineage: the sources it used, with their rows (no prediction store here: base only)
+    used = {s["name"]: s for s in record["data"]["sources"] if s["used"]}
+    assert set(used) == {"base"} and used["base"]["rows_read"] == 2500 and used["base"]["file_sha256"] == sha
     assert not (workdir / "synthetic" / "default.csv").exists(), "the synthetic set was made anyway"
 
 
