@@ -176,16 +176,27 @@ validate-data: setup ## Validate the training data against its schema (reports/d
 # Release builds only (main, release tags): train-ci registers, and writes the version number it registered to
 # reports/registered-version, which promote-production later promotes (and nothing else). Other branches and
 # pull requests run train-check: the same training and gate, nothing written to the registry.
-train-ci: setup ## Train, gate and register as challenger (reports/train.json, reports/registered-version)
+# The data: CREDIT_SCORE_DATA (a path or URL; Jenkins binds it from the training-data-source credential or the
+# TRAIN_DATA parameter), or the embedded synthetic set only when TRAIN_SYNTHETIC=1 asks for it: neither is an
+# error, never a silent fallback (jenkins/train_data.py). What it trained on goes to reports/train-data.json
+# (source without credentials, file hash, the summary's data sources), archived with the build.
+TRAIN_SYNTHETIC ?= 0
+TRAIN_DATA_TOOL = $(BIN)/python $(dir $(abspath $(firstword $(MAKEFILE_LIST))))jenkins/train_data.py
+train-ci: setup ## Train on CREDIT_SCORE_DATA (or TRAIN_SYNTHETIC=1), gate, register as challenger (reports/train*.json)
 	mkdir -p reports
-	rm -f reports/registered-version
+	rm -f reports/registered-version reports/train.json reports/train-data.json
+	$(TRAIN_DATA_TOOL) check --synthetic $(TRAIN_SYNTHETIC)
 	$(BIN)/credit-score train --json --quiet --promote challenger > reports/train.json || test $$? -eq 3
+	$(TRAIN_DATA_TOOL) record --synthetic $(TRAIN_SYNTHETIC) reports/train.json > reports/train-data.json
 	$(BIN)/python -c 'import json; v = json.load(open("reports/train.json"))["version"]; \
 		assert v is None or str(v).isdigit(), v; print(v or "")' > reports/registered-version
 
-train-check: setup ## Train and gate without registering (branches, pull requests): reports/train.json, local bundle
+train-check: setup ## Train and gate without registering (branches, pull requests): reports/train*.json, local bundle
 	mkdir -p reports
+	rm -f reports/train.json reports/train-data.json
+	$(TRAIN_DATA_TOOL) check --synthetic $(TRAIN_SYNTHETIC)
 	$(BIN)/credit-score train --json --quiet --no-register > reports/train.json || test $$? -eq 3
+	$(TRAIN_DATA_TOOL) record --synthetic $(TRAIN_SYNTHETIC) reports/train.json > reports/train-data.json
 
 quality-gate: setup ## Fail unless the model trained by train-ci passed the quality gate
 	$(BIN)/python -c 'import json, sys; g = json.load(open("reports/train.json"))["gate"]; \
@@ -219,14 +230,17 @@ deploy-staging: setup-dev ## Blue-green deploy of IMAGE_TAG to staging (DEPLOY_P
 	$(MAKE) --no-print-directory _deploy DEPLOY_ENV=staging
 
 # MODEL_VERSION: the version number this build's train-ci registered (Jenkins passes it on); empty when the build
-# trained nothing. It becomes champion only while the challenger alias still points at it.
+# trained nothing. It becomes champion only while the challenger alias still points at it. Before it moves, the
+# champion it replaces is recorded for this deploy (the release as each rollback path knows it: the Ansible
+# version, the serving image), so that `make rollback` (Ansible or bluegreen.py) restores exactly that version.
 MODEL_VERSION ?=
 promote-production: setup-dev ## Production: blue-green deploy of IMAGE_TAG, then MODEL_VERSION challenger -> champion
 	@case "$(MODEL_VERSION)" in ''|*[!0-9]*) [ -z "$(MODEL_VERSION)" ] || \
 	  { echo "MODEL_VERSION must be a version number, not '$(MODEL_VERSION)'" >&2; exit 2; } ;; esac
 	$(MAKE) --no-print-directory _deploy DEPLOY_ENV=production
 	@if [ -n "$(MODEL_VERSION)" ]; then \
-	  $(BIN)/credit-score registry promote $(MODEL_VERSION) --alias champion --expect-challenger $(MODEL_VERSION); \
+	  $(BIN)/credit-score registry promote $(MODEL_VERSION) --alias champion --expect-challenger $(MODEL_VERSION) \
+	    --deploy-env production --release $(VERSION) --release $(IMAGE):$(IMAGE_TAG); \
 	else echo "this build registered no model: the champion stays"; fi
 
 # SMOKE_PUBLIC=1 (the default: staging and production URLs are the public entry): /metrics, /docs and
@@ -235,10 +249,17 @@ SMOKE_PUBLIC ?= 1
 smoke: ## Smoke test of DEPLOY_ENV (or SMOKE_URL): health, ready, a prediction; internal paths not published
 	$(PYTHON) docker/scripts/smoke.py --url $(SMOKE_URL) $(if $(filter 1,$(SMOKE_PUBLIC)),--public)
 
-rollback: setup-dev ## Switch DEPLOY_ENV back to the previous colour (DEPLOY_PATH=ansible|kubernetes)
+# ROLLBACK_MODEL=1 (production, the only environment whose deploys promote a model): the champion alias goes back
+# first when the deploy being rolled back promoted one (promote-production recorded it), refused if it moved since.
+# Ansible reads the environment from the inventory (credit_score_environment), bluegreen.py from --model-env.
+ROLLBACK_MODEL ?= $(if $(filter production,$(DEPLOY_ENV)),1,0)
+rollback: setup-dev ## Switch DEPLOY_ENV back to the previous colour (and the champion its deploy moved: ROLLBACK_MODEL)
+	@case "$(ROLLBACK_MODEL)" in 0|1) ;; *) echo "ROLLBACK_MODEL must be 0 or 1" >&2; exit 2 ;; esac
 	@case "$(DEPLOY_PATH)" in \
-	  ansible) $(BIN)/ansible-playbook -i ansible/inventories/$(DEPLOY_ENV) ansible/rollback.yml ;; \
-	  kubernetes) $(BIN)/python kubernetes/scripts/bluegreen.py rollback ;; \
+	  ansible) $(BIN)/ansible-playbook -i ansible/inventories/$(DEPLOY_ENV) ansible/rollback.yml \
+	      -e mlops_app_rollback_model=$(ROLLBACK_MODEL) -e kubernetes_rollback_model=$(ROLLBACK_MODEL) ;; \
+	  kubernetes) $(BIN)/python kubernetes/scripts/bluegreen.py rollback \
+	      $(if $(filter 1,$(ROLLBACK_MODEL)),--model-env $(DEPLOY_ENV) --registry-cli $(abspath $(BIN))/credit-score) ;; \
 	  *) echo "DEPLOY_PATH must be ansible or kubernetes" >&2; exit 2 ;; esac
 
 _deploy:

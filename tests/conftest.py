@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -71,6 +72,18 @@ def _clean_mlflow_env():
     clear_mlflow_env()
     yield
     clear_mlflow_env()
+
+
+@pytest.fixture(autouse=True)
+def _no_dead_log_handlers():
+    """create_app configures the root logger on the sys.stdout of the moment: under ``capsys`` a stream that is
+    closed when the test ends. A handler left on it would print "--- Logging error ---" with a traceback into
+    whatever a later test in the same worker captures (a CLI's stderr): drop it with its stream."""
+    yield
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(getattr(h, "stream", None), "closed", False):
+            root.removeHandler(h)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def cli(ctx: click.Context, show_traceback: bool) -> None:
     _SHOW_TRACEBACK[0] = show_traceback
     # serve: each worker reads its own (app.create_app); simulate: a registry of its own, in its working directory
     if ctx.invoked_subcommand not in ("serve", "data", "schema", "simulate"):
-        use_registry_credentials()
+        use_registry_credentials(store=ctx.invoked_subcommand in ("monitor", "abtest"))
 
 
 for _command in (data_group, schema_group, train_command, registry_group, predict_command, monitor_command,

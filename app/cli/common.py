@@ -50,11 +50,12 @@ def resolve_data(data: str | None, settings: Settings, quiet: bool = False) -> P
     return path
 
 
-def use_registry_credentials() -> None:
+def use_registry_credentials(store: bool = False) -> None:
     """When Vault is configured (``CREDIT_SCORE_VAULT_AUTH`` other than ``none``), hand the MLflow user it holds
     to MLflow's client for this command (training and registry commands: the writer, by pointing
     ``mlflow_username``/``mlflow_password`` at its path with ``CREDIT_SCORE_VAULT_SECRETS``). Vault unavailable:
-    a warning, and the command goes on with whatever MLflow variables it has (the server refuses it if none)."""
+    a warning, and the command goes on with whatever MLflow variables it has (the server refuses it if none).
+    ``store``: the command reads the prediction store (monitor, abtest): its URL too (:func:`export_store_url`)."""
     import logging
 
     from app.secrets import VaultSettings, build_provider, export_mlflow_credentials
@@ -69,8 +70,34 @@ def use_registry_credentials() -> None:
     try:
         if not export_mlflow_credentials(provider):
             logging.getLogger("credit_score.cli").warning("MLflow credentials unavailable from Vault")
+        if store:
+            export_store_url(provider)
     finally:
         provider.close()
+
+
+def export_store_url(provider, environ=None) -> bool:
+    """The prediction store's URL for a command that reads it, from the secret ``database_url`` as the service
+    takes it (app/api/state.py), so that the monitor reads the database the workers write: written to
+    ``CREDIT_SCORE_DATABASE_URL`` (a secret setting, redacted in logs) unless ``CREDIT_SCORE_STORE_URL`` or
+    ``CREDIT_SCORE_DATABASE_URL`` is set already. True when it was written; the value is never logged."""
+    import logging
+    import os
+
+    environ = os.environ if environ is None else environ
+    if environ.get("CREDIT_SCORE_STORE_URL") is not None or environ.get("CREDIT_SCORE_DATABASE_URL"):
+        return False
+    try:
+        url = provider.get("database_url")
+    except Exception:  # noqa: BLE001 (the provider fails closed; the command reports the default store it uses)
+        url = None
+    if not url:
+        logging.getLogger("credit_score.cli").warning(
+            "database_url unavailable from Vault: the prediction store is the default (CREDIT_SCORE_STORE_URL)")
+        return False
+    environ["CREDIT_SCORE_DATABASE_URL"] = url
+    get_settings.cache_clear()  # the settings read it
+    return True
 
 
 def open_registry():

@@ -12,14 +12,19 @@ and the smoke requests pass through the live Service; if not, the selectors are 
 monitor CronJob at the new image -> optionally rewrite the overlay's release.yaml.
 
 ``switch`` promotes the idle colour after the same checks (after ``deploy --no-switch``, or a canary);
-``rollback`` is the same move back to the previous colour, which still runs the previous release;
+``rollback`` is the same move back to the previous colour, which still runs the previous release; with
+``--model-env ENV`` (``make rollback`` passes DEPLOY_ENV) it first restores the champion alias the live release's
+deploy replaced (``credit-score registry rollback --deploy-env ENV --release <live image>``, through
+``--registry-cli``): exactly the recorded version, refused when the alias moved since (then nothing changes);
+nothing when that deploy promoted no model. The model goes first, so the previous colour is checked with it;
 ``status`` prints both colours, their images and which one is live.
 
 The live Service is only ever patched to a colour that passed every check; each failure stops with a
 message saying what failed and where the live Service points, and a non-zero exit code:
 1 cluster state unreadable or inconsistent, 2 usage, 3 rollout or readiness failed, 4 smoke request failed,
 5 the live Service's selector could not be patched, 6 verification after the switch failed (rolled back),
-7 rolling back after a failed verification failed too (act now: see the message).
+7 rolling back after a failed verification failed too (act now: see the message), 8 the model rollback was
+refused or failed (nothing changed).
 
 The kubectl command is ``$KUBECTL`` (split like a shell would: ``KUBECTL="kubectl --context prod"``),
 ``kubectl`` by default. Usage: ``bluegreen.py --help``.
@@ -49,6 +54,7 @@ MONITOR_CONTAINER = "monitor"
 SERVICE_PORT = 80
 
 EXIT_STATE, EXIT_USAGE, EXIT_ROLLOUT, EXIT_SMOKE, EXIT_SWITCH, EXIT_VERIFY, EXIT_ROLLBACK = 1, 2, 3, 4, 5, 6, 7
+EXIT_MODEL = 8
 
 # one applicant with every feature of the default schema (data/schemas/uci_credit.yaml)
 SMOKE_APPLICANT = {
@@ -277,8 +283,26 @@ class BlueGreen:
         self.switch(idle, live, release_file)
         self.say(f"done: {image} is live on {idle}; roll back with: bluegreen.py rollback")
 
-    def promote(self, release_file: Path | None, verb: str) -> None:
+    def restore_model(self, environment: str, cli: list[str], live: str) -> None:
+        """Champion alias back to the version the live release's deploy replaced (before any traffic moves)."""
+        release = self.image(live)
+        argv = [*cli, "registry", "rollback", "--deploy-env", environment, "--release", release, "--json"]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=180,  # noqa: S603
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise Failure(f"the model rollback could not run ({argv[0]}: {e}); nothing was changed, the live "
+                          f"Service still selects {live}", EXIT_MODEL) from e
+        if proc.returncode != 0:
+            raise Failure(f"model rollback refused: {_last_line(proc.stderr)}; the live Service still selects "
+                          f"{live} (without --model-env the colour alone goes back)", EXIT_MODEL)
+        self.say(f"model: {json.loads(proc.stdout.strip().splitlines()[-1])['message']}")
+
+    def promote(self, release_file: Path | None, verb: str, model_env: str | None = None,
+                registry_cli: list[str] | None = None) -> None:
         live, idle = self.colours()
+        if model_env:
+            self.restore_model(model_env, registry_cli or ["credit-score"], live)
         self.say(f"{verb}: live {live} -> {idle} ({self.image(idle)})")
         self.check(idle, live)
         self.switch(idle, live, release_file)
@@ -366,8 +390,8 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="exit codes: 0 done, 1 state unreadable or inconsistent, 2 usage, 3 rollout "
                                        "or readiness failed,\n4 smoke request failed, 5 selector patch refused, "
-                                       "6 verification failed (rolled back),\n7 rolling back failed too. "
-                                       "kubectl is $KUBECTL (default: kubectl).")
+                                       "6 verification failed (rolled back),\n7 rolling back failed too, "
+                                       "8 model rollback refused. kubectl is $KUBECTL (default: kubectl).")
     p.add_argument("-n", "--namespace", default="credit-score")
     p.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
     p.add_argument("--timeout", type=int, default=300, help="seconds for the rollout and readiness [300]")
@@ -380,7 +404,12 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("image", help="the serving image, e.g. registry.example.com/credit-score:1.4.0 (or @sha256:...)")
     d.add_argument("--no-switch", action="store_true", help="stop after the checks (then: switch, or a canary)")
     sub.add_parser("switch", help="check the idle colour and make it live")
-    sub.add_parser("rollback", help="check the previous colour and make it live again")
+    r = sub.add_parser("rollback", help="check the previous colour and make it live again")
+    r.add_argument("--model-env", default=os.environ.get("CREDIT_SCORE_DEPLOY_ENV") or None,
+                   help="first restore the champion the live release's deploy replaced in this environment "
+                        "(e.g. production) [$CREDIT_SCORE_DEPLOY_ENV; unset: the model is not touched]")
+    r.add_argument("--registry-cli", default=os.environ.get("CREDIT_SCORE_CLI", "credit-score"),
+                   help="the credit-score command, split like a shell would [$CREDIT_SCORE_CLI or credit-score]")
     sub.add_parser("status", help="both colours, their images, which one is live")
     return p
 
@@ -394,7 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "deploy":
             bg.deploy(args.image, switch=not args.no_switch, release_file=args.release_file)
-        elif args.command in ("switch", "rollback"):
+        elif args.command == "rollback":
+            if not args.model_env:
+                bg.say("model: not checked (no --model-env): the champion alias stays where it is")
+            bg.promote(args.release_file, args.command, args.model_env, shlex.split(args.registry_cli))
+        elif args.command == "switch":
             bg.promote(args.release_file, args.command)
         else:
             bg.status()

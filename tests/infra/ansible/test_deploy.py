@@ -6,7 +6,8 @@ One deployment is shared by the tests of this module, in order:
    load generator sends >= 5,000 /predict requests through nginx: zero failures, and the answers move from
    model version 1 (blue, release 1.0.0) to version 2 (green, release 1.1.0); a re-run changes nothing;
 3. rollback.yml under the same load: back to blue and version 1 with zero failures, green stopped after a drain;
-   a second rollback is a no-op;
+   before traffic moves, the champion alias that release 1.1.0's promotion moved (store b: v1 -> v2, recorded
+   as `make promote-production` records it) goes back to v1; a second rollback is a no-op;
 4. release 1.2.0 with a broken setting (request bodies limited to 10 bytes: /ready passes, the smoke prediction
    gets 413) is refused: the playbook fails, traffic never leaves blue, green gets its previous release back.
 
@@ -35,6 +36,7 @@ import pytest
 from app.config import Settings
 from app.datasets import generate_synthetic
 from app.registry import Registry
+from app.registry_release import promote_for_release
 from app.schema import DatasetSchema
 from tests.conftest import SCHEMAS
 from tests.helpers import fit_bundle, register_bundle
@@ -50,8 +52,9 @@ MIN_REQUESTS = 5000
 BEFORE_SWITCH = "TASK [mlops_app : Send a smoke prediction to the colour"
 
 
-def make_store(root: Path, versions: int) -> str:
-    """An MLflow store with `versions` registered model versions; the last one is the champion."""
+def make_store(root: Path, versions: int, release: str | None = None) -> str:
+    """An MLflow store with `versions` registered model versions; the last one is the champion (with `release`:
+    promoted from the one before by that release's deploy in the local environment, and recorded so)."""
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # mlflow.set_tracking_uri leaves them set
         os.environ.pop(var, None)
     schema = DatasetSchema.load(SCHEMAS / "uci_credit.yaml")
@@ -61,7 +64,13 @@ def make_store(root: Path, versions: int) -> str:
     version = None
     for seed in range(versions):
         version = register_bundle(settings, fit_bundle(schema, frame, seed=seed), root)
-    Registry(settings).promote(version, "champion")
+    if release is None:
+        Registry(settings).promote(version, "champion")
+        return version
+    reg = Registry(settings)
+    reg.promote(str(int(version) - 1), "champion")
+    reg.promote(version, "challenger")
+    assert promote_for_release(reg, version, version, "local", [release]) == (True, str(int(version) - 1))
     return version
 
 
@@ -88,7 +97,7 @@ class Deployment:
         assert len({self.port, *self.ports.values()}) == 3
         self.stores = {"a": tmp / "store-a", "b": tmp / "store-b"}
         assert make_store(self.stores["a"], 1) == "1"
-        assert make_store(self.stores["b"], 2) == "2"
+        assert make_store(self.stores["b"], 2, release="1.1.0") == "2"
         user = pwd.getpwuid(os.getuid()).pw_name
         self.base = {
             "mlops_app_prefix": str(self.prefix),
@@ -116,7 +125,16 @@ class Deployment:
         return self.ansible.run("deploy.yml", self.vars(version, store, **over), on_line)
 
     def rollback(self, on_line=None, **over):
-        return self.ansible.run("rollback.yml", {**self.base, **over}, on_line)
+        # the registry of the release being rolled back (1.1.0 uses store b); on a host every release shares one
+        registry = {"CREDIT_SCORE_MODELS_DIR": str(self.stores["b"] / "models")}
+        return self.ansible.run("rollback.yml", {**self.base, "mlops_app_registry_environment": registry, **over},
+                                on_line)
+
+    def champion(self, store: str) -> str | None:
+        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # left by an earlier mlflow.set_tracking_uri
+            os.environ.pop(var, None)
+        settings = Settings(models_dir=self.stores[store] / "models", reports_dir=self.stores[store] / "reports")
+        return Registry(settings).alias_version("champion")
 
     def ctl(self, *args: str) -> str:
         conf = self.prefix / "supervisor" / "supervisord.conf"
@@ -231,14 +249,19 @@ def test_blue_green_deploy_under_load_has_zero_failed_requests(deployment):
 
 def test_rollback_under_load_has_zero_failed_requests(deployment):
     d = deployment
-    assert d.active() == "green"
+    assert d.active() == "green" and d.champion("b") == "2"
     # this time the old colour is stopped after the drain (mlops_app_drain_seconds: 1)
     load, run = under_load(d, lambda on_line: d.rollback(on_line, mlops_app_stop_old_colour=True))
     assert run.rc == 0, run.out[-4000:]
+    # the model first: the champion release 1.1.0's promotion replaced, before the previous colour is checked
+    assert d.champion("b") == "1"
+    assert "model: champion: v2 -> v1 (rolling back release 1.1.0 in local)" in run.out, run.out[-4000:]
+    assert run.out.index("Restore the champion replaced by the deploy of release 1.1.0") < run.out.index(BEFORE_SWITCH)
     assert len(load.results) >= MIN_REQUESTS, summary(load)
     assert not load.failures, (load.failures[:5], summary(load))
     first, last = load.results[:20], load.results[-200:]
-    assert {(r.version, r.colour) for r in first} == {("2", "green")}, summary(load)
+    # green hot-reloads the restored champion (store b's v1) while it still has the traffic
+    assert {r.colour for r in first} == {"green"} and {r.version for r in first} <= {"1", "2"}, summary(load)
     assert {(r.version, r.colour, r.release) for r in last} == {("1", "blue", "1.0.0")}, summary(load)
     assert d.active() == "blue"
     assert "STOPPED" in d.ctl("status", "credit-score-green")

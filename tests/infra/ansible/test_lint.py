@@ -12,7 +12,7 @@ import yaml
 
 from tests.infra.ansible.conftest import ANSIBLE_DIR, PLAYBOOKS, ansible_env, tool
 
-ROLES = ("common", "docker", "vault", "elk", "kubernetes", "mlops_app")
+ROLES = ("common", "docker", "vault", "elk", "kubernetes", "mlops_app", "postgres")
 INVENTORIES = ("local", "staging", "production")
 
 

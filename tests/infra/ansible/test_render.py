@@ -5,9 +5,11 @@ configuration derived from vault/config/server.hcl."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -101,3 +103,101 @@ def test_vault_server_config_is_the_project_file_with_this_hosts_values(tmp_path
     assert 'node_id = "vault-1"' in hcl and 'leader_api_addr     = "https://vault-2.example:8200"' in hcl
     assert "/etc/openbao/tls/vault.crt" in hcl and "/etc/vault/tls" not in hcl
     assert 'storage "raft"' in hcl and "tls_min_version" in hcl  # the rest as in the repository
+
+
+# ---- the shared prediction store (issue 14): roles/postgres and the monitor timer of roles/mlops_app -----------
+def test_monitor_timer_and_service_pass_systemd_analyze_verify_and_the_script_runs_the_monitor(tmp_path):
+    analyze = tool("systemd-analyze", "/usr/bin/systemd-analyze")
+    prefix = tmp_path / "prefix"
+    models = tmp_path / "models"
+    files = render(tmp_path, "mlops_app", {"credit-score-monitor.service.j2": "credit-score-monitor.service",
+                                           "credit-score-monitor.timer.j2": "credit-score-monitor.timer",
+                                           "monitor.j2": "monitor", "credit-score.env.j2": "credit-score.env"},
+                   {"mlops_app_version": "1.4.2", "mlops_app_prefix": str(prefix), "mlops_app_env": "development",
+                    "mlops_app_models_dir": str(models), "mlops_app_reports_dir": str(tmp_path / "reports"),
+                    "mlops_app_state_dir": str(tmp_path / "jobs"), "mlops_app_monitor_args": ["--dry-run"],
+                    "mlops_app_monitor_textfile": str(tmp_path / "textfile" / "credit_score.prom")})
+    unit = files["credit-score-monitor.service"].read_text()
+    assert f"ExecStart={prefix}/monitor --dry-run --textfile {tmp_path}/textfile/credit_score.prom\n" in unit
+    assert "Type=oneshot" in unit and "KillMode=process" in unit and f"{tmp_path}/textfile\n" in unit
+    timer = files["credit-score-monitor.timer"].read_text()
+    assert "OnCalendar=*-*-* *:17:00" in timer and "Persistent=true" in timer
+    script = prefix / "monitor"
+    script.parent.mkdir(parents=True)
+    shutil.copy(files["monitor"], script)
+    script.chmod(0o755)
+    for name in ("credit-score-monitor.service", "credit-score-monitor.timer"):
+        shutil.copy(files[name], tmp_path / name)
+    res = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / "credit-score-monitor.service"),
+                          str(tmp_path / "credit-score-monitor.timer")], capture_output=True, text=True, timeout=60)
+    problems = [ln for ln in (res.stdout + res.stderr).splitlines() if "credit-score-monitor" in ln]
+    assert res.returncode == 0 and not problems, res.stdout + res.stderr
+
+    # the script: nothing deployed yet is not an error; a broken state file is; with an active colour it runs
+    # the real `credit-score monitor` of that colour's release with its settings (here: no champion registered)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDIT_SCORE_", "MLFLOW_"))}
+    first = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert first.returncode == 0 and "nothing to monitor" in first.stderr
+    (prefix / "state").mkdir()
+    (prefix / "state" / "active-colour").write_text("purple")
+    assert subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env).returncode == 1
+    (prefix / "state" / "active-colour").write_text("green")
+    colour = prefix / "colours" / "green"
+    (colour / "release" / "venv" / "bin").mkdir(parents=True)
+    (colour / "release" / "venv" / "bin" / "credit-score").symlink_to(Path(sys.executable).with_name("credit-score"))
+    shutil.copy(files["credit-score.env"], colour / "credit-score.env")
+    (colour / "secrets.env").write_text("")
+    run = subprocess.run([str(script), "--dry-run", "--json"], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 1 and "no champion registered for credit-score" in run.stderr, run.stderr[-2000:]
+    assert (models / "mlruns").exists() or any(models.iterdir()), "it used the colour's models directory"
+
+
+def test_postgres_role_configuration_runs_a_real_server(tmp_path):
+    """roles/postgres's conf.d file and pg_hba.conf on a real PostgreSQL: the service's role logs in to its
+    database with its password over TCP; a wrong password, another database and another role are refused."""
+    import psycopg
+
+    from tests.integration.test_monitoring_store_outage import Postgres
+
+    pg = Postgres()
+    try:
+        password = "s3cret-" + os.urandom(8).hex()
+        files = render(tmp_path, "postgres", {"credit-score.conf.j2": "credit-score.conf",
+                                              "pg_hba.conf.j2": "pg_hba.conf"},
+                       {"postgres_port": pg.port, "postgres_password": password,
+                        "postgres_settings": {"log_min_duration_statement": "1s", "application_name": "it's"}})
+        conf = files["credit-score.conf"].read_text()
+        assert "listen_addresses = '127.0.0.1'" in conf and f"port = {pg.port}" in conf
+        assert "password_encryption = scram-sha-256" in conf and "application_name = 'it''s'" in conf
+        # what the role's tasks do with community.postgresql, as the superuser
+        with psycopg.connect(pg.url.replace("+psycopg", ""), autocommit=True) as c:
+            c.execute(f"CREATE ROLE credit_score LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'")
+            c.execute("CREATE DATABASE credit_score OWNER credit_score ENCODING 'UTF8' TEMPLATE template0")
+        pg.stop()
+        data = pg.dir / "data"
+        shutil.copy(files["credit-score.conf"], data / "credit-score.conf")
+        shutil.copy(files["pg_hba.conf"], data / "pg_hba.conf")
+        with open(data / "postgresql.conf", "a") as f:
+            f.write("\ninclude 'credit-score.conf'\n")
+        if os.geteuid() == 0:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            for name in ("credit-score.conf", "pg_hba.conf"):
+                os.chown(data / name, pw.pw_uid, pw.pw_gid)
+        pg.start()
+
+        def login(user: str, pw: str, db: str) -> str:
+            try:
+                with psycopg.connect(host="127.0.0.1", port=pg.port, user=user, password=pw, dbname=db,
+                                     connect_timeout=5) as c:
+                    return c.execute("SELECT current_user || '@' || current_database()").fetchone()[0]
+            except psycopg.OperationalError as e:
+                return f"refused: {e}"
+
+        assert login("credit_score", password, "credit_score") == "credit_score@credit_score"
+        assert "password authentication failed" in login("credit_score", "wrong-password", "credit_score")
+        assert "rejects connection" in login("credit_score", password, "postgres")
+        assert "rejects connection" in login("postgres", "", "postgres")
+    finally:
+        pg.destroy()

@@ -37,7 +37,7 @@ COMPOSE = PROJECT_ROOT / "docker" / "docker-compose.yml"
 LINT = PROJECT_ROOT / "docker" / "scripts" / "lint-compose.sh"
 REQUIRED = {"OPENBAO_DEV_ROOT_TOKEN": "t", "ELASTIC_PASSWORD": "p", "KIBANA_SYSTEM_PASSWORD": "k",
             "MLFLOW_ADMIN_PASSWORD": "a", "MLFLOW_FLASK_SECRET_KEY": "f", "MLFLOW_WRITER_PASSWORD": "w",
-            "MLFLOW_READER_PASSWORD": "r"}
+            "MLFLOW_READER_PASSWORD": "r", "POSTGRES_PASSWORD": "pg"}
 
 
 def podman_compose() -> str:
@@ -70,6 +70,20 @@ def test_compose_config_renders_every_service():
     assert ml["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == REQUIRED["MLFLOW_ADMIN_PASSWORD"]
     assert services["train"]["environment"]["MLFLOW_TRACKING_USERNAME"] == "credit-score-writer"
     assert "MLFLOW_TRACKING_PASSWORD" not in cs.get("environment", {})  # the service's user comes from OpenBao
+    # one PostgreSQL prediction store for the service's workers and the monitor: its URL from OpenBao, never in
+    # their environment; its data on a volume
+    assert cs["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("credit-score", "monitor"):
+        env = services[name].get("environment", {})
+        assert not {"CREDIT_SCORE_STORE_URL", "CREDIT_SCORE_DATABASE_URL"} & set(env), name
+    assert "--dry-run" in " ".join(services["monitor"]["command"])
+    assert services["monitor"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    pg = services["postgres"]
+    assert pg["environment"]["POSTGRES_PASSWORD"] == REQUIRED["POSTGRES_PASSWORD"] and "ports" not in pg
+    assert any(str(v).endswith(":/var/lib/postgresql/data") or (isinstance(v, dict) and v.get("target") ==
+               "/var/lib/postgresql/data") for v in pg["volumes"])
+    seed = " ".join(services["openbao-seed"]["command"])
+    assert "database_url=" in seed and "@postgres:5432/credit_score" in seed
     for name, svc in services.items():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"

@@ -6,6 +6,7 @@ controller's /pipeline-model-converter/validate (jenkins/README.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -291,3 +292,92 @@ def test_production_approval_is_restricted_to_a_group_the_authorization_strategy
     plugins = (JENKINS / "plugins.txt").read_text().split()
     assert "matrix-auth" in plugins and "ldap" in plugins
     assert "gitHubTagDiscovery" in casc["jobs"][0]["script"], "release tags are never built"
+
+
+# ---- issue 14: the Train stage trains on the configured real data and records its sources; rollbacks move the model
+
+def groovy_function(text: str, name: str) -> str:
+    m = re.search(rf"^List {name}\(\)\s*\{{.*?^\}}", text, re.S | re.M)
+    assert m, name
+    return m.group(0)
+
+
+def test_train_stage_trains_on_the_configured_data_and_records_the_sources():
+    text = JENKINSFILE.read_text()
+    blocks = stage_blocks(text)
+    train, check = blocks["Train"], blocks["Train without registering"]
+    # the release build binds the data source beside the registry credentials and says when synthetic is wanted
+    assert "withCredentials(mlflowCredentials() + trainingDataCredentials())" in train
+    assert "withEnv(trainingDataEnv())" in train
+    assert """sh "make train-ci TRAIN_SYNTHETIC=${params.TRAIN_ON_SYNTHETIC ? '1' : '0'}\"""" in train
+    # parameters: the data (empty: the credential) and synthetic only when asked (default off)
+    assert re.search(r"string\(name: 'TRAIN_DATA', defaultValue: ''", text)
+    assert re.search(r"booleanParam\(name: 'TRAIN_ON_SYNTHETIC', defaultValue: false", text)
+    assert "credentialsId: 'training-data-source', variable: 'CREDIT_SCORE_DATA'" in text
+    # branch and pull-request builds: no credentials at all, synthetic data asked for explicitly
+    assert make_calls(check) == ["train-check"] and "TRAIN_SYNTHETIC=1" in check
+    # the recipe records the sources next to the summary, and both are archived with the build
+    for target in ("train-ci", "train-check"):
+        recipe = makefile_recipe(target)
+        assert "check --synthetic $(TRAIN_SYNTHETIC)" in recipe, target
+        assert "record --synthetic $(TRAIN_SYNTHETIC) reports/train.json > reports/train-data.json" in recipe
+    assert re.search(r"archiveArtifacts[^}]*'reports/\*\*/\*\.xml, reports/\*\*/\*\.json", text, re.S)
+
+
+def test_training_data_binding_evaluated_with_groovy(tmp_path):
+    """trainingDataCredentials()/trainingDataEnv() of the Jenkinsfile, run by Groovy with the build's params."""
+    groovy = which("groovy")
+    if groovy is None:
+        pytest.skip("groovy is not installed (Debian package groovy)")
+    text = JENKINSFILE.read_text()
+    script = tmp_path / "binding.groovy"
+    script.write_text("\n".join([
+        "def string(Map m) { return m }",
+        "params = [:]",
+        groovy_function(text, "trainingDataCredentials").replace("List trainingDataCredentials", "def creds"),
+        groovy_function(text, "trainingDataEnv").replace("List trainingDataEnv", "def envs"),
+        "[[TRAIN_DATA: '', TRAIN_ON_SYNTHETIC: false], [TRAIN_DATA: ' /srv/apps.csv ', TRAIN_ON_SYNTHETIC: false],",
+        " [TRAIN_DATA: '', TRAIN_ON_SYNTHETIC: true], [TRAIN_DATA: '/srv/apps.csv', TRAIN_ON_SYNTHETIC: true]].each {",
+        "  params = it",
+        "  println(groovy.json.JsonOutput.toJson([creds: creds(), env: envs().collect { e -> e.toString() }]))",
+        "}",
+    ]))
+    proc = subprocess.run([groovy, str(script)], capture_output=True, text=True, env=groovy_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    credential = [{"credentialsId": "training-data-source", "variable": "CREDIT_SCORE_DATA"}]
+    assert got == [
+        {"creds": credential, "env": []},                                   # the configured source (Vault)
+        {"creds": [], "env": ["CREDIT_SCORE_DATA=/srv/apps.csv"]},          # the parameter wins, trimmed
+        {"creds": [], "env": []},                                           # synthetic: no data bound at all
+        {"creds": [], "env": []},
+    ], got
+
+
+def test_rollbacks_move_the_model_too():
+    text = JENKINSFILE.read_text()
+    blocks = stage_blocks(text)
+    production = blocks["Smoke test production"].split("post {", 1)[1]
+    assert "deployCredentials('production') + mlflowCredentials()" in production
+    assert "make rollback DEPLOY_ENV=production" in production
+    promote = makefile_recipe("promote-production")
+    assert "--deploy-env production --release $(VERSION) --release $(IMAGE):$(IMAGE_TAG)" in promote
+    rollback = makefile_recipe("rollback")
+    assert "-e mlops_app_rollback_model=$(ROLLBACK_MODEL)" in rollback
+    assert "--model-env $(DEPLOY_ENV) --registry-cli" in rollback
+    assert re.search(r"^ROLLBACK_MODEL \?= \$\(if \$\(filter production,\$\(DEPLOY_ENV\)\),1,0\)$",
+                     MAKEFILE.read_text(), re.M)
+
+
+def test_make_rollback_passes_the_model_step_only_for_production():
+    make = which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+
+    def dry(*args):
+        return subprocess.run([make, "-n", "-o", "setup-dev", "rollback", "BIN=/venv/bin", *args], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=60).stdout
+    assert "--model-env production --registry-cli" in dry("DEPLOY_ENV=production", "DEPLOY_PATH=kubernetes")
+    assert "--model-env" not in dry("DEPLOY_ENV=staging", "DEPLOY_PATH=kubernetes")
+    assert "mlops_app_rollback_model=1" in dry("DEPLOY_ENV=production", "DEPLOY_PATH=ansible")
+    assert "mlops_app_rollback_model=0" in dry("DEPLOY_ENV=staging", "DEPLOY_PATH=ansible")

@@ -72,7 +72,7 @@ def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
     """(kind/name, pod spec) of every workload."""
     out = []
     for d in docs:
-        if d["kind"] in ("Deployment", "Job"):
+        if d["kind"] in ("Deployment", "Job", "StatefulSet"):
             out.append((f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"]["spec"]))
         elif d["kind"] == "CronJob":
             out.append((f"CronJob/{d['metadata']['name']}", d["spec"]["jobTemplate"]["spec"]["template"]["spec"]))

@@ -390,3 +390,48 @@ def test_command_line(cluster):
     assert proc.stderr.startswith("bluegreen: error: rollout of credit-score-green")
     proc = subprocess.run([sys.executable, str(SCRIPT), "deploy"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "image" in proc.stderr
+
+
+# ---- rollback moves the model too (issue 14): a real local MLflow registry and the real `credit-score` command ----
+def test_rollback_restores_the_champion_the_live_release_replaced_first(cluster, capsys, tmp_path, schema,
+                                                                           small_frame):
+    from app.registry import Registry
+    from app.registry_release import promote_for_release
+    from tests.conftest import make_settings
+    from tests.helpers import fit_bundle, register_bundle
+
+    settings = make_settings(tmp_path / "store")
+    reg = Registry(settings)
+    bundle = fit_bundle(schema, small_frame)
+    v1, v2, v3 = (register_bundle(settings, bundle, tmp_path) for _ in range(3))
+    reg.promote(v1, "champion")
+    reg.promote(v2, "challenger")
+    # what `make promote-production` did after the deploy of NEW (now live on green)
+    assert promote_for_release(reg, v2, v2, "production", ["1.1.0", NEW]) == (True, v1)
+    c = cluster(selectors={"credit-score": "green", "credit-score-preview": "blue"}, images={"blue": OLD, "green": NEW})
+    cli = f"{sys.executable} -m app.cli"
+    store = {"CREDIT_SCORE_MODELS_DIR": str(settings.models_dir)}
+
+    # the champion moved after the deploy: refused before anything changes (the colour stays too)
+    reg.promote(v3, "champion")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in store.items():
+            mp.setenv(k, v)
+        assert run(c, "rollback", "--model-env", "production", "--registry-cli", cli) == 8
+        err = capsys.readouterr().err
+        assert "model rollback refused" in err and "now points at v3" in err and "still selects green" in err, err
+        assert c.commands == [*reads(), ["get", "deployment", "credit-score-green", "-o", IMAGE]]
+        assert reg.alias_version("champion") == v3 and c.state["selectors"]["credit-score"] == "green"
+
+        reg.client.set_registered_model_alias(reg.name, "champion", v2)  # back to what the deploy set
+        c.log_path.write_text("")
+        assert run(c, "rollback", "--model-env", "production", "--registry-cli", cli) == 0
+    out = capsys.readouterr().out
+    assert reg.alias_version("champion") == v1, out
+    assert out.index("model: champion: v2 -> v1") < out.index("rollback: live green -> blue"), out
+    assert c.state["selectors"] == {"credit-score": "blue", "credit-score-preview": "green"}
+    assert c.commands[:3] == [*reads(), ["get", "deployment", "credit-score-green", "-o", IMAGE]]
+    # without --model-env the colour alone goes back, and it says so
+    c.log_path.write_text("")
+    assert run(c, "rollback") == 0
+    assert "model: not checked" in capsys.readouterr().out and reg.alias_version("champion") == v1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import subprocess
 from collections import Counter
@@ -448,3 +449,67 @@ def test_vault_agent_env_file_is_valid_shell(rendered, tmp_path):
     assert env["CREDIT_SCORE_DATABASE_URL"] == values["database_url"]
     assert env["MLFLOW_TRACKING_USERNAME"] == values["mlflow_username"]
     assert env["MLFLOW_TRACKING_PASSWORD"] == values["mlflow_password"]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_one_postgres_store_for_every_pod(rendered, name):
+    """Issue 14: the prediction store is one PostgreSQL StatefulSet on a PVC (not a SQLite file per pod), its
+    password from a Secret made from Vault (never in git), reached by the API, monitor and training pods only."""
+    docs = rendered[name]
+    sts = one(docs, "StatefulSet", "credit-score-store")
+    spec = sts["spec"]
+    assert spec["replicas"] == 1 and spec["serviceName"] == "credit-score-store"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data" and quantity(claim["spec"]["resources"]["requests"]["storage"]) > 0
+    pod = spec["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (c,) = pod["containers"]
+    assert re.fullmatch(r"docker\.io/library/postgres:\d+\.\d+-\w+", c["image"]), c["image"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert "POSTGRES_PASSWORD" not in env and env["POSTGRES_PASSWORD_FILE"].startswith("/etc/credit-score-store/")
+    assert env["PGDATA"].startswith("/var/lib/postgresql/data/")
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts["data"] == "/var/lib/postgresql/data"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["auth"]["secret"] == {"secretName": "credit-score-store-auth", "optional": False,
+                                         "defaultMode": 0o440}
+    svc = one(docs, "Service", "credit-score-store")
+    assert svc["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert [p["port"] for p in svc["spec"]["ports"]] == [5432]
+    # the store admits the API, monitor and training pods on 5432 and nothing else; it reaches nothing
+    pol = one(docs, "NetworkPolicy", "credit-score-store")
+    assert pol["spec"]["podSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert pol["spec"]["policyTypes"] == ["Ingress", "Egress"] and "egress" not in pol["spec"]
+    (rule,) = pol["spec"]["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}, "pods of this namespace only"
+    assert peer["podSelector"]["matchExpressions"] == [
+        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["api", "monitor", "train"]}]
+    assert [(p["port"], p["protocol"]) for p in rule["ports"]] == [(5432, "TCP")]
+    # and those pods may leave for it: their egress names the store's pods on 5432
+    for client in ("credit-score-api", "credit-score-jobs"):
+        egress = one(docs, "NetworkPolicy", client)["spec"]["egress"]
+        assert any(peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/component": "store"}
+                   and [p["port"] for p in r["ports"]] == [5432] for r in egress for peer in r["to"]), client
+    # nothing of ours points a pod at a SQLite file of its own where the store is shared
+    assert "CREDIT_SCORE_STORE_URL" not in config(docs)["data"]
+
+
+def test_the_documented_managed_database_patch_removes_the_store(tmp_path):
+    """kubernetes/README.md's patch for a managed PostgreSQL, applied on top of prod: no StatefulSet, and the API
+    pods' store egress goes to the database's address."""
+
+    readme = (K8S / "README.md").read_text()
+    section = readme.split("**A managed PostgreSQL instead**", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    patches = yaml.safe_load(block)["patches"]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S / "overlays" / "prod", tmp_path)], "patches": patches}))
+    proc = subprocess.run([which("kubectl"), "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert not by_kind(docs, "StatefulSet")
+    egress = one(docs, "NetworkPolicy", "credit-score-api")["spec"]["egress"]
+    assert egress[3] == {"to": [{"ipBlock": {"cidr": "10.30.0.5/32"}}], "ports": [{"port": 5432, "protocol": "TCP"}]}
