@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from app.monitoring.store.clock import utcnow
 from app.monitoring.store.tables import PREDICTION_COLUMNS, feedback, metadata, monitor_runs, predictions
+from app.sources.frame import describe_db_error, redact
 
 _CHUNK = 500  # ids per IN (...) clause
 
@@ -44,18 +45,10 @@ class StoreUnavailable(RuntimeError):
     """The store cannot be reached or used (the message says why; no credentials in it)."""
 
 
-def redact_url(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001
-        return "<unparsable store URL>"
-
-
-def describe_error(e: BaseException) -> str:
-    """One line about a database error, without the SQL statement or parameters (personal data)."""
-    orig = getattr(e, "orig", None)
-    text = str(orig if orig is not None else e).strip().splitlines()
-    return f"{type(orig or e).__name__}: {text[0][:300] if text else ''}"
+# a URL without its password, and one line about a database error without the statement or its parameters
+# (personal data): the same helpers the training's store reader uses
+redact_url = redact
+describe_error = describe_db_error
 
 
 # ---- the store -------------------------------------------------------------------------------------------
