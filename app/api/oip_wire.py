@@ -78,7 +78,7 @@ def read_body() -> Body:
     if header is None:
         return Body(parse_json(raw), memoryview(b""), has_header=False)
     n = header.strip()
-    if not n.isdigit() or not 0 < int(n) <= len(raw):
+    if not (n.isascii() and n.isdigit()) or not 0 < int(n) <= len(raw):  # '¹'.isdigit() too
         raise RequestError(400, f"invalid {HEADER} header",
                            [{"field": HEADER, "problem": f"the JSON header's length in bytes, from 1 to the body's "
                                                         f"{len(raw)}; got {header[:40]!r}"}])

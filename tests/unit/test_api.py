@@ -492,3 +492,10 @@ def test_multiclass_model_returns_all_probabilities(tmp_path, schema3, monkeypat
     assert sum(body["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     assert body["probability"] == body["probabilities"]["Poor"] and body["prediction"] in body["probabilities"]
     assert body["threshold"] is None
+
+
+def test_v2_a_header_length_in_non_ascii_digits_is_a_400(client):
+    """'¹'.isdigit() is True and int('¹') raises: found by the fuzz test (a 500 before)."""
+    r = client.post(V2_INFER, data=b'{"inputs": []}', content_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": "\u00b9"})
+    assert r.status_code == 400 and r.json["details"][0]["field"] == "Inference-Header-Content-Length", r.json

@@ -58,7 +58,8 @@ def make(workdir: Path, target: str, *args: str, **env: str) -> subprocess.Compl
 def registered_tags(workdir: Path, version: str) -> dict:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'models' / 'mlflow.db'}")
+    uri = f"sqlite:///{workdir / 'models' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the registry an earlier test set globally
     return client.get_model_version("credit-score", version).tags
 
 

@@ -103,7 +103,7 @@ def real_app_factory(tmp_path, monkeypatch, vault_logs):
 
     started = []
 
-    def fake_start(settings, reason="api"):  # no training run: the test is about the token check
+    def fake_start(settings, reason="api", **_):  # no training run: the test is about the token check
         started.append(reason)
         return {"id": f"job{len(started)}", "status": "queued"}
 
